@@ -1,0 +1,165 @@
+"""The engine's Python API: what a generation request is, what a backend receives, what comes back.
+
+Images cross this API as RGBA uint8 arrays of shape (height, width, 4), straight alpha, sRGB.
+Timeline positions are integer frame numbers; a segment is two consecutive keyframes and the
+in-betweens between them, each in-between placed at a spacing fraction tau in (0, 1).
+This module imports numpy only, so the server and the CLI can build requests without torch.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+from .core.planning import SegmentPlan
+
+BACKEND_NAMES = ("auto", "rife", "tooncrafter")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+PRESETS = ("parity", "fast", "quality")
+
+#: Progress callback: (stage, fraction in [0, 1], human message). Stages are "load", "encode",
+#: "denoise i/N", "decode" and "post".
+ProgressFn = Callable[[str, float, str], None]
+
+
+class EngineError(Exception):
+    """A problem the user can act on (bad input, missing weights); the message says what to do."""
+
+
+class Cancelled(Exception):
+    """Raised inside a long loop when its CancelToken was set."""
+
+
+class CancelToken:
+    """Thread-safe flag checked by every long loop (each denoising step, each classical frame)."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def check(self) -> None:
+        if self._event.is_set():
+            raise Cancelled("generation cancelled")
+
+
+def no_progress(stage: str, fraction: float, message: str) -> None:
+    """Progress sink for callers that do not report progress."""
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """Everything that changes what a backend draws. Defaults are the official ToonCrafter values."""
+
+    backend: str = "auto"
+    motion: int = 10  # the model's fs ("frame stride") conditioning; not a frame rate
+    seed: int = 123
+    steps: int = 50
+    cfg_scale: float = 7.5
+    eta: float = 1.0
+    guidance_rescale: float = 0.7
+    prompt: str = "an anime scene"
+    sketch_strength: float = 0.6
+    precision: str = "auto"  # auto = fp32 on CPU, fp16 on CUDA
+    preset: str = "parity"  # parity | fast (opt-in speed-ups that change numbers) | quality
+    low_vram: bool = False
+    checkpoint: str | None = None  # path or model-store name of the ToonCrafter weights
+    sketch_checkpoint: str | None = None
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKEND_NAMES:
+            raise EngineError(f"unknown backend {self.backend!r}: choose one of {', '.join(BACKEND_NAMES)}")
+        if self.precision not in PRECISIONS:
+            raise EngineError(f"unknown precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}")
+        if self.preset not in PRESETS:
+            raise EngineError(f"unknown preset {self.preset!r}: choose one of {', '.join(PRESETS)}")
+        if not 1 <= self.steps <= 1000:
+            raise EngineError(f"steps must be between 1 and 1000, got {self.steps}")
+        if not 1 <= self.motion <= 100:
+            raise EngineError(f"motion must be between 1 and 100, got {self.motion}")
+        if self.sketch_strength < 0:
+            raise EngineError(f"sketch strength must be >= 0, got {self.sketch_strength}")
+
+
+@dataclass
+class InbetweenTask:
+    """One segment as a backend sees it: two keyframes and the taus of the in-betweens to draw.
+
+    `sketches` maps a tau of this segment (the sketch's timeline position as a fraction of the
+    segment) to the artist's RGBA sketch at the keyframes' size.
+    """
+
+    key_start: np.ndarray
+    key_end: np.ndarray
+    taus: Sequence[float]
+    settings: GenerationSettings
+    sketches: Mapping[float, np.ndarray] = field(default_factory=dict)
+
+
+class Backend(ABC):
+    """An interpolation backend. Implementations live in engine/backends/."""
+
+    name: str = ""
+
+    @abstractmethod
+    def interpolate(self, task: InbetweenTask, progress: ProgressFn, cancel: CancelToken) -> list[np.ndarray]:
+        """Return one RGBA uint8 image per tau of `task`, each at the keyframes' exact size."""
+
+    def describe(self) -> dict:
+        """Provenance recorded with every result (backend name, checkpoint hash, ...)."""
+        return {"backend": self.name}
+
+
+@dataclass
+class Keyframe:
+    frame: int
+    image: np.ndarray
+    source: str = ""  # file name or layer name, for error messages
+
+
+@dataclass
+class GenerationRequest:
+    """Keyframes on a timeline, the planned segments between them and the settings.
+
+    `segments` comes from engine.core.planning.plan_timeline; `sketches` maps timeline frames to
+    RGBA sketches; `only_segments` restricts work to some segment indices (None = all).
+    """
+
+    keyframes: list[Keyframe]
+    segments: list[SegmentPlan]
+    settings: GenerationSettings = field(default_factory=GenerationSettings)
+    sketches: dict[int, np.ndarray] = field(default_factory=dict)
+    only_segments: Sequence[int] | None = None
+
+
+@dataclass
+class FrameResult:
+    """What one timeline frame shows: a keyframe, an in-between, or a hold of either."""
+
+    frame: int
+    image: np.ndarray
+    kind: str  # "key" | "inbetween" | "hold"
+    drawing: int  # timeline frame of the drawing shown (equal to `frame` unless a hold)
+    segment: int | None = None
+    tau: float | None = None
+
+
+@dataclass
+class GenerationResult:
+    frames: dict[int, FrameResult]
+    provenance: dict
+    warnings: list[str] = field(default_factory=list)
+
+    def drawings(self) -> list[FrameResult]:
+        """Frames that carry their own drawing (no holds), in timeline order."""
+        return [self.frames[f] for f in sorted(self.frames) if self.frames[f].kind != "hold"]

@@ -1,0 +1,1 @@
+"""Code shared by the engine and both front ends: standard library only (it runs inside Krita)."""

@@ -229,14 +229,10 @@ def _run_generate(args) -> int:
         )
         exports.check_sequence_target(out_dir, _planned_frames(request), sequence)
         if args.server:
-            from .core.client import run_remote_job
+            from .server.remote import run_remote_job
 
             result = run_remote_job(args.server, request, token_file=args.token_file, progress=bar)
         else:
-            from .backends import resolve_backend_name
-
-            backend = resolve_backend_name(settings)
-            _say_backend(settings.backend, backend)
             result = generate(request, progress=bar)
     except Cancelled:
         bar.close()
@@ -262,12 +258,9 @@ def _run_generate(args) -> int:
         return _bad_input(exc)
     for warning in result.warnings:
         print(f"inbetween: warning: {warning}", file=sys.stderr)
+    _say_backend(settings.backend, result.provenance.get("backend", "?"))
     drawn = sum(1 for f in frames if f.kind == "inbetween")
-    print(
-        f"inbetween: {drawn} in-betweens by {result.provenance.get('backend')}; "
-        f"{len(written)} files in {out_dir}",
-        file=sys.stderr,
-    )
+    print(f"inbetween: {drawn} in-betweens, {len(written)} files in {out_dir}", file=sys.stderr)
     return 0
 
 
@@ -283,9 +276,9 @@ def _say_backend(asked: str, chosen: str) -> None:
         from .backends import availability
 
         _, reason = availability("tooncrafter")
-        print(f"inbetween: using the {chosen} backend ({reason})", file=sys.stderr)
+        print(f"inbetween: drawn by the {chosen} backend ({reason})", file=sys.stderr)
     else:
-        print(f"inbetween: using the {chosen} backend", file=sys.stderr)
+        print(f"inbetween: drawn by the {chosen} backend", file=sys.stderr)
 
 
 def _bad_input(exc: BaseException) -> int:

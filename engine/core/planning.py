@@ -178,6 +178,7 @@ def plan_segment(
             raise PlanningError(
                 f"keyframes at frames {start_frame} and {end_frame} are closer than one exposure of {exposure} frames"
             )
+        check_count(len(frames))
         xs = [(f - start_frame) / gap for f in frames]
         if isinstance(spacing, str):
             taus = [spacing_curve(spacing, x) for x in xs]

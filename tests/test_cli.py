@@ -1,0 +1,131 @@
+"""The `inbetween` command as an animator uses it: outputs, numbering, and one-line errors (exit 2)."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from engine.cli import main
+from tests.helpers import disc_keyframe, save_png
+
+
+@pytest.fixture()
+def pair(tmp_path):
+    a = save_png(tmp_path / "key_a.png", disc_keyframe(20, 32))
+    b = save_png(tmp_path / "key_b.png", disc_keyframe(76, 32))
+    return a, b
+
+
+def run(argv, capsys):
+    code = main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    return code, err
+
+
+def error_line(err):
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("inbetween: error: ") or lines[0].startswith("usage") or "error" in lines[0]
+    return lines[0]
+
+
+def test_two_keys_with_count(pair, tmp_path, capsys):
+    out = tmp_path / "shots" / "walk"
+    code, err = run([*pair, "--count", "3", "--spacing", "ease-in-out", "--out", out, "--name", "walk",
+                     "--backend", "rife"], capsys)
+    assert code == 0, err
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [f"walk_{i:04d}.png" for i in range(1, 6)]
+    first = np.asarray(Image.open(out / "walk_0001.png"))
+    assert np.array_equal(first, np.asarray(Image.open(pair[0])))  # the key itself, untouched
+    assert "rife" in err
+
+
+def test_multi_key_on_twos_with_start_number(tmp_path, capsys):
+    paths = [save_png(tmp_path / f"k{i}.png", disc_keyframe(x, 32)) for i, x in enumerate((20, 48, 76))]
+    out = tmp_path / "hop"
+    code, err = run([*paths, "--at", "0,4,8", "--on", "twos", "--out", out, "--name", "hop",
+                     "--start-number", "101", "--padding", "3", "--backend", "rife"], capsys)
+    assert code == 0, err
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [f"hop_{i:03d}.png" for i in range(101, 110)]
+    held = [np.asarray(Image.open(out / f"hop_{i:03d}.png")) for i in (103, 104)]
+    assert np.array_equal(held[0], held[1])  # frame 3 holds the drawing of frame 2
+
+
+def test_auto_says_which_backend_ran(pair, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("INBETWEENER_MODELS", str(tmp_path / "no_models"))
+    code, err = run([*pair, "--count", "1", "--out", tmp_path / "o"], capsys)
+    assert code == 0, err
+    assert "drawn by the rife backend" in err
+
+
+def test_contact_sheet_and_gif(pair, tmp_path, capsys):
+    out = tmp_path / "o"
+    code, err = run([*pair, "--count", "2", "--out", out, "--name", "ball", "--contact-sheet", "--gif",
+                     "--backend", "rife"], capsys)
+    assert code == 0, err
+    assert (out / "ball_contact.png").exists()
+    gif = Image.open(out / "ball.gif")
+    assert gif.n_frames == 4
+
+
+@pytest.mark.parametrize(
+    "make_args, expected",
+    [
+        (lambda d, a, b: [a, d / "missing.png"], "missing.png: file not found"),
+        (lambda d, a, b: [a, d / "notes.png"], "notes.png: not an image"),
+        (lambda d, a, b: [a, b, "--count", "0"], "count must be at least 1"),
+        (lambda d, a, b: [a, b, "--count", "100000"], "count 100000 is more than"),
+        (lambda d, a, b: [a, d / "big.png"], "is 80x80 but"),
+        (lambda d, a, b: [a], "need at least two keyframes"),
+        (lambda d, a, b: [a, b, "--at", "0,0"], "must increase"),
+        (lambda d, a, b: [a, b, "--at", "0,8,16"], "--at lists 3 frames for 2 keyframes"),
+        (lambda d, a, b: [a, b, "--spacing", "wobbly"], "spacing 'wobbly'"),
+        (lambda d, a, b: [a, b, "--sketch", f"3={a}", "--backend", "rife"], "sketch guidance needs the tooncrafter"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(pair, tmp_path, capsys, make_args, expected):
+    (tmp_path / "notes.png").write_text("these are not pixels")
+    save_png(tmp_path / "big.png", disc_keyframe(40, 40, width=80, height=80))
+    out = tmp_path / "out"
+    code, err = run([*make_args(tmp_path, *pair), "--out", out, "--backend", "rife"], capsys)
+    assert code == 2
+    assert expected in error_line(err)
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_fit_accepts_other_sizes(pair, tmp_path, capsys):
+    big = save_png(tmp_path / "big.png", disc_keyframe(40, 40, width=80, height=80))
+    code, err = run([pair[0], big, "--fit", "--count", "1", "--out", tmp_path / "o", "--backend", "rife"], capsys)
+    assert code == 0, err
+
+
+def test_existing_frames_are_never_overwritten_without_asking(pair, tmp_path, capsys):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "walk_0002.png").write_bytes(b"the artist's own drawing")
+    code, err = run([*pair, "--count", "3", "--out", out, "--name", "walk", "--backend", "rife"], capsys)
+    assert code == 2
+    assert "walk_0002.png" in error_line(err)
+    assert (out / "walk_0002.png").read_bytes() == b"the artist's own drawing"
+    assert sorted(p.name for p in out.iterdir()) == ["walk_0002.png"]
+    code, err = run([*pair, "--count", "3", "--out", out, "--name", "walk", "--backend", "rife", "--overwrite"], capsys)
+    assert code == 0, err
+    assert len(list(out.glob("walk_*.png"))) == 5
+
+
+def test_tooncrafter_without_weights_is_explained(pair, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("INBETWEENER_MODELS", str(tmp_path / "empty"))
+    code, err = run([*pair, "--out", tmp_path / "o", "--backend", "tooncrafter"], capsys)
+    assert code == 2
+    assert "inbetween models" in error_line(err)
+
+
+def test_help_speaks_animation():
+    out = subprocess.run([sys.executable, "-m", "engine", "--help"], capture_output=True, text=True, check=True).stdout
+    for word in ("keyframe", "in-between", "--spacing", "ease-in-out", "--on", "twos", "--backend", "--sketch"):
+        assert word in out

@@ -1,0 +1,262 @@
+"""The Krita side of tests/test_krita_integration.py: runs inside real Krita, not in pytest.
+
+It holds no pytest tests; pytest only imports it (standard library at module level). The test
+installs a tiny driver plugin into the temporary Krita profile next to the real Inbetweener plugin;
+when Krita's first window is up, that plugin calls `schedule(...)`'s entry:
+
+    integration   generate a take through the docker and inspect it ($INBETWEENER_KRITA_TEST: config)
+    screenshot    the docs/screenshots/krita_*.png picture
+
+Each entry writes its findings to the config's `result` file and ends with os._exit(0): a normal
+exit may crash Krita at teardown and its exit code says nothing, so the result file is the only
+verdict.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+import traceback
+
+CONFIG_ENV = "INBETWEENER_KRITA_TEST"
+WIDTH, HEIGHT = 96, 64
+
+
+def _config() -> dict:
+    with open(os.environ[CONFIG_ENV], encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def _finish(config: dict, result: dict) -> None:
+    tmp = config["result"] + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(result, fh, indent=1, default=repr)
+    os.replace(tmp, config["result"])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def disk_rgba(width: int, height: int, cx: float, cy: float, radius: float, colour) -> bytes:
+    """A filled disk on transparency, as RGBA bytes (the test's keyframe drawings)."""
+    out = bytearray(width * height * 4)
+    for y in range(height):
+        for x in range(width):
+            if (x + 0.5 - cx) ** 2 + (y + 0.5 - cy) ** 2 <= radius * radius:
+                out[(y * width + x) * 4 : (y * width + x) * 4 + 4] = bytes(colour)
+    return bytes(out)
+
+
+def _wait(app, predicate, timeout: float) -> bool:
+    """Let Krita's event loop run (queued signals from the plugin's worker) until predicate()."""
+    from inbetweener._qt import QtCore
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        QtCore.QCoreApplication.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 100)
+        time.sleep(0.02)
+    return True
+
+
+def _keys_document(app, window, folder: str, frames: dict, name: str = "scene"):
+    """A document whose 'Keys' layer has keyframes at `frames` (frame -> RGBA bytes), saved in `folder`."""
+    from inbetweener import pixels
+
+    doc = app.createDocument(WIDTH, HEIGHT, name, "RGBA", "U8", "", 72.0)
+    window.addView(doc)
+    app.setActiveDocument(doc)
+    files = []
+    ordered = sorted(frames)
+    step = ordered[1] - ordered[0] if len(ordered) > 1 else 1
+    for frame in ordered:
+        path = os.path.join(folder, f"key_{frame:03d}.png")
+        with open(path, "wb") as fh:
+            fh.write(pixels.encode_png(frames[frame], WIDTH, HEIGHT))
+        files.append(path)
+    before = {str(n.uniqueId()) for n in doc.topLevelNodes()}
+    if not doc.importAnimation(files, ordered[0], step):
+        raise RuntimeError("Krita could not import the test keys")
+    keys = [n for n in doc.topLevelNodes() if str(n.uniqueId()) not in before][0]
+    keys.setName("Keys")
+    doc.setPlayBackRange(0, 24)
+    doc.saveAs(os.path.join(folder, f"{name}.kra"))
+    doc.waitForDone()
+    return doc, keys
+
+
+def schedule(entry: str) -> None:
+    """Run `entry` once Krita's main window exists (called by the driver plugin at Krita's start)."""
+    from krita import Krita
+
+    from inbetweener._qt import QtCore
+
+    def start() -> None:
+        QtCore.QTimer.singleShot(500, globals()[entry])
+
+    Krita.instance().notifier().windowCreated.connect(start)
+
+
+def integration(*_args) -> None:
+    config = _config()
+    result: dict = {"steps": []}
+    step = result["steps"].append
+    try:
+        from krita import Krita
+
+        app = Krita.instance()
+        window = app.activeWindow()
+        step("window")
+
+        import inbetweener
+        from inbetweener import document, engine_link, generation, takes
+        from inbetweener.docker import InbetweenDocker
+        from inbetweener.extension import InbetweenerExtension
+
+        result["plugin_file"] = inbetweener.__file__
+        result["bundled_core"] = inbetweener._shared.client.__name__
+        result["extension_registered"] = any(isinstance(e, InbetweenerExtension) for e in app.extensions())
+        action = app.action("inbetweener_generate")
+        result["action_text"] = action.text() if action is not None else None
+        step("plugin")
+
+        work = config["workdir"]
+        red, blue = (220, 30, 30, 255), (30, 30, 220, 255)
+        doc, keys = _keys_document(
+            app, window, work,
+            {0: disk_rgba(WIDTH, HEIGHT, 20, 32, 10, red), 12: disk_rgba(WIDTH, HEIGHT, 76, 32, 10, blue)},
+        )
+        result["key_layer_keyframes"] = [t for t in range(0, 25) if keys.hasKeyframeAtTime(t)]
+        step("document")
+
+        action.trigger()
+        result["docker_found"] = bool(list(InbetweenDocker.instances))
+        panel = next(iter(InbetweenDocker.instances)).panel
+        panel.refresh()
+        panel.select_layers(document.node_uid(keys))
+        panel.python_edit.setText(config["engine_python"])  # as the animator types them in the docker
+        panel.root_edit.setText(config["engine_root"])
+        result["segments_listed"] = [panel.segment_list.item(i).text() for i in range(panel.segment_list.count())]
+        panel.mode_combo.setCurrentIndex(1)  # on twos
+        panel.backend_combo.setCurrentIndex(panel.backend_combo.findData("rife"))
+        panel.seed_spin.setValue(7)
+        panel.include_keys_check.setChecked(True)
+        panel.keep_frames_check.setChecked(True)
+        landed, failed = [], []
+        panel.takeLanded.connect(landed.append)
+        panel.generationFailed.connect(failed.append)
+        layers_before = [n.name() for n in doc.topLevelNodes()]
+        result["generate_started"] = panel.generate(panel.ticked_spans())
+        result["finished_in_time"] = _wait(app, lambda: landed or failed, config.get("timeout", 300))
+        result["landed"], result["failed"] = landed, failed
+        result["status_text"] = panel.status_label.text()
+        result["saved_engine_python"] = engine_link.EngineSetup.load(app).python
+        if not landed:
+            raise RuntimeError(f"no take landed: {failed or result['status_text']}")
+        step("generated")
+
+        layer = panel.last_layer
+        top = doc.topLevelNodes()
+        result["layers_after"] = [n.name() for n in top]
+        result["layers_before"] = layers_before
+        result["new_layer_on_top"] = layer is not None and document.node_uid(top[-1]) == document.node_uid(layer)
+        result["new_layer_keyframes"] = [t for t in range(0, 40) if layer.hasKeyframeAtTime(t)]
+        dump = os.path.join(work, "layer_pixels")
+        os.makedirs(dump, exist_ok=True)
+        for t in result["new_layer_keyframes"]:
+            with open(os.path.join(dump, f"take_{t:03d}.bgra"), "wb") as fh:
+                fh.write(bytes(layer.pixelDataAtTime(0, 0, WIDTH, HEIGHT, t)))
+        for t in result["key_layer_keyframes"]:
+            with open(os.path.join(dump, f"keys_{t:03d}.bgra"), "wb") as fh:
+                fh.write(bytes(keys.pixelDataAtTime(0, 0, WIDTH, HEIGHT, t)))
+        result["takes"] = takes.read_takes(doc)
+        step("inspected")
+
+        undo, redo = app.action("edit_undo"), app.action("edit_redo")
+        undo.trigger()
+        doc.waitForDone()
+        result["layers_after_one_undo"] = [n.name() for n in doc.topLevelNodes()]
+        redo.trigger()
+        doc.waitForDone()
+        result["layers_after_redo"] = [n.name() for n in doc.topLevelNodes()]
+        step("undo")
+
+        doc.save()
+        doc.waitForDone()
+        path = doc.fileName()
+        doc.close()
+        reopened = app.openDocument(path)
+        result["reopened_takes"] = takes.read_takes(reopened)
+        again = reopened.nodeByName(layer.name()) if layer is not None else None
+        result["reopened_layer_keyframes"] = [t for t in range(0, 40) if again.hasKeyframeAtTime(t)] if again else None
+        result["reopened_layer_uid"] = document.node_uid(again) if again else None
+        step("reopened")
+
+        refusals = {}
+        gray = app.createDocument(32, 32, "gray", "GRAYA", "U8", "", 72.0)
+        try:
+            generation.prepare_take(gray, gray.topLevelNodes()[0], None, generation.segments.Timing(),
+                                    generation.DrawSettings())
+        except document.DocumentError as exc:
+            refusals["gray_document"] = str(exc)
+        window.addView(reopened)
+        app.setActiveDocument(reopened)
+        single = reopened.nodeByName("Keys")
+        reopened.setPlayBackRange(5, 24)  # only the key at f12 is in range
+        try:
+            generation.prepare_take(reopened, single, None, generation.segments.Timing(), generation.DrawSettings())
+        except document.DocumentError as exc:
+            refusals["single_key"] = str(exc)
+        result["refusals"] = refusals
+        step("refusals")
+        state = engine_link.LINK._client
+        result["engine_started_by_plugin"] = engine_link.LINK.started_here
+        result["engine_pid"] = state.local_server.pid if state is not None and state.local_server else None
+    except Exception:
+        result["error"] = traceback.format_exc()
+    _finish(config, result)
+
+
+def screenshot(*_args) -> None:
+    """Krita with the docker after a generation, for docs/screenshots (config: workdir, result, image)."""
+    config = _config()
+    result: dict = {}
+    try:
+        from krita import Krita
+
+        from inbetweener import document, engine_link
+        from inbetweener.docker import InbetweenDocker
+
+        app = Krita.instance()
+        window = app.activeWindow()
+        width, height = 480, 320
+        globals()["WIDTH"], globals()["HEIGHT"] = width, height
+        frames = {
+            0: disk_rgba(width, height, 110, 200, 55, (230, 90, 40, 255)),
+            12: disk_rgba(width, height, 370, 120, 55, (230, 90, 40, 255)),
+        }
+        doc, keys = _keys_document(app, window, config["workdir"], frames, name="bouncing_ball")
+        app.action("inbetweener_generate").trigger()
+        panel = next(iter(InbetweenDocker.instances)).panel
+        panel.refresh()
+        panel.select_layers(document.node_uid(keys))
+        panel.python_edit.setText(config["engine_python"])
+        panel.root_edit.setText(config["engine_root"])
+        panel.mode_combo.setCurrentIndex(1)
+        panel.backend_combo.setCurrentIndex(panel.backend_combo.findData("rife"))
+        done = []
+        panel.takeLanded.connect(done.append)
+        panel.generationFailed.connect(done.append)
+        panel.generate(None)
+        _wait(app, lambda: done, config.get("timeout", 300))
+        panel.check_engine()
+        _wait(app, lambda: "checking" not in panel.engine_label.text(), 30)
+        doc.setCurrentTime(6)
+        _wait(app, lambda: False, 2.0)
+        subprocess.run(["import", "-window", "root", config["image"]], check=True)
+        result["done"] = done
+    except Exception:
+        result["error"] = traceback.format_exc()
+    _finish(config, result)

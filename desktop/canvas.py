@@ -128,7 +128,8 @@ class Canvas(QtWidgets.QWidget):
             p.drawText(
                 self.rect(),
                 QtCore.Qt.AlignmentFlag.AlignCenter,
-                "No project yet\n\nFile ▸ New from keyframe images… (Ctrl+N)\n(or from a PNG sequence or a layered PSD)\n\nFile ▸ Open… (Ctrl+O)",
+                "No project yet\n\nFile ▸ New from keyframe images… (Ctrl+N)\n"
+                "(or from a PNG sequence or a layered PSD)\n\nFile ▸ Open… (Ctrl+O)",
             )
             p.end()
             return

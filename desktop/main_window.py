@@ -511,6 +511,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.player.stop()
         self.doc.set_current_frame(self.doc.current_frame + delta)
 
+    def jump_range_edge(self, which: int) -> None:
+        self.player.stop()
+        self.doc.set_current_frame(self.doc.project.playback_range()[which])
+
     def jump_key(self, direction: int) -> None:
         self.player.stop()
         key = self.doc.project.neighbour_key(self.doc.current_frame, direction)

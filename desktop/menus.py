@@ -65,8 +65,8 @@ def build_menus(window) -> None:
     m.addAction(add("next_frame", "Next frame", lambda: window.step(+1)))
     m.addAction(add("prev_key", "Previous keyframe", lambda: window.jump_key(-1)))
     m.addAction(add("next_key", "Next keyframe", lambda: window.jump_key(+1)))
-    m.addAction(add("first_frame", "First frame", lambda: window.doc.set_current_frame(window.doc.project.playback_range()[0])))
-    m.addAction(add("last_frame", "Last frame", lambda: window.doc.set_current_frame(window.doc.project.playback_range()[1])))
+    m.addAction(add("first_frame", "First frame", lambda: window.jump_range_edge(0)))
+    m.addAction(add("last_frame", "Last frame", lambda: window.jump_range_edge(1)))
 
     m = window.menuBar().addMenu("&View")
     m.addAction(add("onion", "Onion skin", window.toggle_onion, checkable=True))

@@ -213,6 +213,7 @@ def interpolate(
     noise: InterpolationNoise,
     *,
     contexts: PromptContexts | None = None,
+    image_context: torch.Tensor | None = None,
     sketch_hint: torch.Tensor | None = None,
     sketch_encoder: SketchEncoder | None = None,
     on_stage: Callable[[str, float, str], None] | None = None,
@@ -222,8 +223,9 @@ def interpolate(
 ) -> InterpolationResult:
     """One model pass between two keyframes (1, 3, H, W) in [-1, 1] on the model canvas.
 
-    `sketch_hint` (1, 1, T, H, W) in [0, 1] steers frames through `sketch_encoder` in both guidance
-    branches. `on_stage(stage, fraction, message)` reports "encode", "denoise i/N" and "decode".
+    `contexts` and `image_context` (the first keyframe's image tokens) may be precomputed, e.g.
+    while the CLIP towers visit the GPU. `sketch_hint` (1, 1, T, H, W) in [0, 1] steers frames through
+    `sketch_encoder` in both guidance branches. `on_stage(stage, fraction, message)` reports "encode", "denoise i/N" and "decode".
     """
     report = on_stage or (lambda stage, fraction, message: None)
     device = model.unet.out[2].weight.device
@@ -231,7 +233,7 @@ def interpolate(
     if contexts is None:
         contexts = prompt_contexts(model, settings.prompt)
     latents_in = model.encode_keyframes(first, last, noise.posterior, settings.encode_all_frames)
-    image = model.image_context(first)
+    image = model.image_context(first) if image_context is None else image_context
     cond_context = torch.cat([contexts.text.to(device), image.to(device, contexts.text.dtype)], dim=1)
     uncond_context = torch.cat([contexts.empty_text.to(device), contexts.zero_image.to(device, contexts.text.dtype)], dim=1)
     c_concat = latents_in.c_concat.to(device)

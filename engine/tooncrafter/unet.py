@@ -110,7 +110,8 @@ def config_from_options(cls: type, params: Mapping[str, Any], what: str) -> Any:
             values[key] = tuple(value) if isinstance(value, list) else value
         elif key in cls.FIXED_OPTIONS:
             if value != cls.FIXED_OPTIONS[key]:
-                raise ValueError(f"{what} option {key}={value!r} is not supported (only {cls.FIXED_OPTIONS[key]!r})")
+                supported = cls.FIXED_OPTIONS[key]
+                raise ValueError(f"{what} option {key}={value!r} is not supported (only {supported!r})")
         elif key not in cls.IGNORED_OPTIONS:
             raise ValueError(f"unknown {what} option {key!r}")
     return cls(**values)

@@ -7,15 +7,23 @@ so the plugin never loads a second Qt into Krita. Code that uses Qt writes enums
 
 from __future__ import annotations
 
+import importlib
+
 import krita
 
-QT_MAJOR = int(str(krita.qVersion()).split(".")[0])
 
-if QT_MAJOR >= 6:
-    from PyQt6 import QtCore, QtGui, QtWidgets
-else:
-    from PyQt5 import QtCore, QtGui, QtWidgets
+def binding_for(qt_version: str) -> str:
+    """'PyQt6' for Qt 6, 'PyQt5' for Qt 5."""
+    major = int(str(qt_version).split(".")[0])
+    if major not in (5, 6):
+        raise ImportError(f"Krita runs on Qt {qt_version}; the Inbetweener plugin knows Qt 5 and Qt 6")
+    return f"PyQt{major}"
 
+
+BINDING = binding_for(krita.qVersion())
+QtCore = importlib.import_module(f"{BINDING}.QtCore")
+QtGui = importlib.import_module(f"{BINDING}.QtGui")
+QtWidgets = importlib.import_module(f"{BINDING}.QtWidgets")
 Signal = QtCore.pyqtSignal
 
-__all__ = ["QT_MAJOR", "QtCore", "QtGui", "QtWidgets", "Signal"]
+__all__ = ["BINDING", "QtCore", "QtGui", "QtWidgets", "Signal", "binding_for"]

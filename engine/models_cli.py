@@ -25,17 +25,21 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="manage ToonCrafter weights",
         description="See, check, import and download the ToonCrafter weights (the model store).",
     )
-    parser.add_argument("--models-dir", help="model store folder (default: $INBETWEENER_MODELS or your data folder)")
+    store_help = "model store folder (default: $INBETWEENER_MODELS or your data folder)"
+    parser.add_argument("--models-dir", help=store_help)
+    # Also accepted after the subcommand (`inbetween models list --models-dir D`).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--models-dir", default=argparse.SUPPRESS, help=store_help)
     sub = parser.add_subparsers(dest="models_command", required=True, metavar="{list,verify,import,download}")
-    sub.add_parser("list", help="show the model store and the known downloads")
-    verify = sub.add_parser("verify", help="check a weights file against the expected keys and shapes")
+    sub.add_parser("list", parents=[common], help="show the model store and the known downloads")
+    verify = sub.add_parser("verify", parents=[common], help="check a weights file against the expected keys and shapes")
     verify.add_argument("file")
     verify.add_argument("--sha256", help="also check the file's sha256")
-    imp = sub.add_parser("import", help="convert a weights file to fp16 safetensors in the store")
+    imp = sub.add_parser("import", parents=[common], help="convert a weights file to fp16 safetensors in the store")
     imp.add_argument("file")
     imp.add_argument("--clip", help="OpenCLIP ViT-H-14 file to merge into a pruned checkpoint")
     imp.add_argument("--precision", choices=("fp16", "bf16", "fp32"), default="fp16")
-    down = sub.add_parser("download", help="download known weights (resumes, checks sha256)")
+    down = sub.add_parser("download", parents=[common], help="download known weights (resumes, checks sha256)")
     down.add_argument(
         "names",
         nargs="*",

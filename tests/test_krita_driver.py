@@ -28,11 +28,16 @@ def _config() -> dict:
         return json.load(fh)
 
 
-def _finish(config: dict, result: dict) -> None:
+def _save(config: dict, result: dict) -> None:
     tmp = config["result"] + ".tmp"
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump(result, fh, indent=1, default=repr)
     os.replace(tmp, config["result"])
+
+
+def _finish(config: dict, result: dict) -> None:
+    result["finished"] = True
+    _save(config, result)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
@@ -102,7 +107,10 @@ def schedule(entry: str) -> None:
 def integration(*_args) -> None:
     config = _config()
     result: dict = {"steps": []}
-    step = result["steps"].append
+
+    def step(name: str) -> None:  # saved as it goes: a crash still says how far Krita got
+        result["steps"].append(name)
+        _save(config, result)
     try:
         from krita import Krita
 
@@ -219,42 +227,87 @@ def integration(*_args) -> None:
     _finish(config, result)
 
 
+#: Dockers left open in the screenshot (Krita's object names): layers, timeline, and the plugin's own.
+SCREENSHOT_DOCKERS = ("KisLayerBox", "TimelineDocker", "AnimationCurvesDocker", "OnionSkinsDocker")
+
+
+def ball_rgba(width: int, height: int, cx: float, cy: float, rx: float, ry: float) -> bytes:
+    """An orange ball with a dark outline and a highlight (the screenshot's keyframes)."""
+    out = bytearray(width * height * 4)
+    for y in range(height):
+        for x in range(width):
+            d = ((x + 0.5 - cx) / rx) ** 2 + ((y + 0.5 - cy) / ry) ** 2
+            if d <= 1.0:
+                hx, hy = (x + 0.5 - cx + rx * 0.35) / rx, (y + 0.5 - cy + ry * 0.35) / ry
+                colour = (40, 30, 30, 255) if d > 0.86 else (255, 200, 150, 255) if hx * hx + hy * hy < 0.08 else (235, 110, 50, 255)
+                out[(y * width + x) * 4 : (y * width + x) * 4 + 4] = bytes(colour)
+    return bytes(out)
+
+
 def screenshot(*_args) -> None:
     """Krita with the docker after a generation, for docs/screenshots (config: workdir, result, image)."""
     config = _config()
-    result: dict = {}
+    result: dict = {"steps": []}
+
+    def step(name: str) -> None:
+        result["steps"].append(name)
+        _save(config, result)
+
     try:
         from krita import Krita
 
-        from inbetweener import document, engine_link
-        from inbetweener.docker import InbetweenDocker
+        from inbetweener import document
+        from inbetweener.docker import DOCKER_ID, InbetweenDocker
+
+        from inbetweener._qt import QtCore
 
         app = Krita.instance()
         window = app.activeWindow()
-        width, height = 480, 320
+        qwindow = window.qwindow()
+        screen = qwindow.screen().geometry()
+        qwindow.setGeometry(0, 0, screen.width(), screen.height())  # no window manager to maximize it
+        width, height = 640, 400
         globals()["WIDTH"], globals()["HEIGHT"] = width, height
         frames = {
-            0: disk_rgba(width, height, 110, 200, 55, (230, 90, 40, 255)),
-            12: disk_rgba(width, height, 370, 120, 55, (230, 90, 40, 255)),
+            0: ball_rgba(width, height, 230, 150, 60, 60),
+            12: ball_rgba(width, height, 400, 230, 66, 54),
         }
         doc, keys = _keys_document(app, window, config["workdir"], frames, name="bouncing_ball")
+        step("document")
+        docks = {d.objectName(): d for d in app.dockers()}
+        result["dockers"] = sorted(docks)
+        for name, dock in docks.items():
+            if name not in SCREENSHOT_DOCKERS + (DOCKER_ID,):
+                dock.hide()
+        for name in SCREENSHOT_DOCKERS[:2]:
+            if name in docks:
+                docks[name].show()
         app.action("inbetweener_generate").trigger()
+        ours, layers = docks[DOCKER_ID], docks["KisLayerBox"]
+        qwindow.resizeDocks([ours], [470], QtCore.Qt.Orientation.Horizontal)
+        qwindow.resizeDocks([layers, ours], [170, 900], QtCore.Qt.Orientation.Vertical)
         panel = next(iter(InbetweenDocker.instances)).panel
         panel.refresh()
         panel.select_layers(document.node_uid(keys))
         panel.python_edit.setText(config["engine_python"])
         panel.root_edit.setText(config["engine_root"])
         panel.mode_combo.setCurrentIndex(1)
+        panel.spacing_combo.setCurrentIndex(panel.spacing_combo.findData("ease-in-out"))
         panel.backend_combo.setCurrentIndex(panel.backend_combo.findData("rife"))
         done = []
         panel.takeLanded.connect(done.append)
         panel.generationFailed.connect(done.append)
         panel.generate(None)
         _wait(app, lambda: done, config.get("timeout", 300))
+        step(f"generated {done}")
         panel.check_engine()
         _wait(app, lambda: "checking" not in panel.engine_label.text(), 30)
+        step("engine checked")
+        keys.setVisible(False)  # the take carries the keys: review it on its own
         doc.setCurrentTime(6)
-        _wait(app, lambda: False, 2.0)
+        doc.refreshProjection()
+        _wait(app, lambda: False, 3.0)
+        step("frame shown")
         subprocess.run(["import", "-window", "root", config["image"]], check=True)
         result["done"] = done
     except Exception:

@@ -92,7 +92,8 @@ def install_driver(pykrita: Path) -> None:
     (pykrita / "inbetweener_test_driver.desktop").write_text(DRIVER_DESKTOP, encoding="utf-8")
 
 
-def run_in_krita(tmp_path: Path, function: str, extra: dict | None = None, timeout: int = 500) -> dict:
+def run_in_krita(tmp_path: Path, function: str, extra: dict | None = None, timeout: int = 500,
+                 screen: str = "1600x1000x24") -> dict:
     """Clean profile + installed zip + driver plugin + one Krita run; the driver's result."""
     config_home, data_home = tmp_path / "config", tmp_path / "data"
     config_home.mkdir()
@@ -129,7 +130,7 @@ def run_in_krita(tmp_path: Path, function: str, extra: dict | None = None, timeo
     log = tmp_path / "krita.log"
     with open(log, "wb") as fh:
         krita = subprocess.Popen(
-            [XVFB_RUN, "-a", "-s", "-screen 0 1600x1000x24", KRITA, "--nosplash"],
+            [XVFB_RUN, "-a", "-s", f"-screen 0 {screen}", KRITA, "--nosplash"],
             env=env, stdout=fh, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True,
         )
         try:
@@ -141,6 +142,7 @@ def run_in_krita(tmp_path: Path, function: str, extra: dict | None = None, timeo
     if not result_path.exists():
         pytest.fail(f"Krita wrote no result; its log ends with:\n{log.read_text(errors='replace')[-3000:]}")
     result = json.loads(result_path.read_text(encoding="utf-8"))
+    assert result.get("finished"), f"Krita stopped after {result.get('steps')}:\n" + log.read_text(errors="replace")[-2000:]
     assert "error" not in result, result["error"] + "\n" + log.read_text(errors="replace")[-2000:]
     result["_work"] = work
     return result

@@ -7,7 +7,6 @@ import hashlib
 import http.server
 import json
 import threading
-from pathlib import Path
 
 import pytest
 import torch
@@ -306,6 +305,8 @@ def test_models_command(tiny, tmp_path, capsys):
     assert models_main(["models", "--models-dir", str(store_dir), "list"]) == 0
     out = capsys.readouterr().out
     assert str(store_dir) in out and "not installed" in out and "inbetween models download" in out
+    assert models_main(["models", "list", "--models-dir", str(store_dir / "after")]) == 0
+    assert str(store_dir / "after") in capsys.readouterr().out
     assert models_main(["models", "verify", str(tiny["folder"] / "weights.safetensors")]) == 1
     err = capsys.readouterr().err
     assert "mis-shaped keys" in err and "missing keys" in err

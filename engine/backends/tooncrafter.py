@@ -101,29 +101,44 @@ class _ModelFrames:
 class ToonCrafterBackend(Backend):
     name = "tooncrafter"
 
-    def __init__(self, settings: GenerationSettings, config=None, store=None) -> None:
+    def __init__(self, settings: GenerationSettings, config=None, store=None, model=None) -> None:
+        """Loads the weights the settings name (or the store's best). `model` hands over an already
+        built ToonCrafterModel instead (benchmarks with random weights); `config` must match it."""
         from ..tooncrafter.config import ToonCrafterConfig
-        from ..tooncrafter.store import locate_weights
+        from ..tooncrafter.store import WeightFiles, locate_weights
 
         self.settings = settings
-        self.config = config or ToonCrafterConfig()
+        self.config = config or (model.config if model is not None else ToonCrafterConfig())
         self.store = store or _store()
-        self.files = locate_weights(self.store, settings.checkpoint, settings.sketch_checkpoint)
+        if model is None:
+            self.files = locate_weights(self.store, settings.checkpoint, settings.sketch_checkpoint)
+        else:
+            sketch = self.store.resolve(settings.sketch_checkpoint) if settings.sketch_checkpoint else None
+            self.files = WeightFiles(None, None, sketch)
         self.device = resolve_device(settings)
         self.dtype = resolve_dtype(settings, self.device)
         self.low_vram = settings.low_vram and self.device.startswith("cuda")
-        self.model = None
+        self.model = model
         self.sketch_encoder = None
         self._prompt_cache: dict[str, object] = {}
         self._rife = None
-        self._load()
+        if model is None:
+            self._load()
+        else:
+            self.model = model.cast_weights(self.dtype)
+            self._place()
 
     # -- loading and placement -------------------------------------------------------------------
 
     def _load(self) -> None:
         from ..tooncrafter.checkpoint import load_tooncrafter
 
-        self.model = load_tooncrafter(self.files.tooncrafter, self.files.clip, self.config, self.dtype, "cpu")
+        def device_for(key: str) -> str:
+            # Straight to where each part will run: no second copy in RAM on the way to the GPU.
+            on_cpu = self.low_vram or key.startswith(("cond_stage_model.", "embedder."))
+            return "cpu" if on_cpu else self.device
+
+        self.model = load_tooncrafter(self.files.tooncrafter, self.files.clip, self.config, self.dtype, device_for)
         self._place()
 
     def _place(self) -> None:
@@ -171,7 +186,7 @@ class ToonCrafterBackend(Backend):
 
         if prompt not in self._prompt_cache:
             model = self.model
-            with self._on_device(model.cond_stage_model, model.embedder, model.image_proj_model):
+            with _torch().inference_mode(), self._on_device(model.cond_stage_model, model.embedder, model.image_proj_model):
                 self._prompt_cache[prompt] = prompt_contexts(model, prompt)
         return self._prompt_cache[prompt]
 
@@ -346,8 +361,8 @@ class ToonCrafterBackend(Backend):
         return {
             "backend": self.name,
             "model": self.config.name,
-            "checkpoint": files.tooncrafter.name,
-            "checkpoint_sha256": self.store.sha256(files.tooncrafter) or "not recorded",
+            "checkpoint": files.tooncrafter.name if files.tooncrafter else "in-memory model",
+            "checkpoint_sha256": (self.store.sha256(files.tooncrafter) if files.tooncrafter else None) or "not recorded",
             "clip_checkpoint": files.clip.name if files.clip else None,
             "sketch_checkpoint": files.sketch_encoder.name if files.sketch_encoder else None,
             "device": self.device,

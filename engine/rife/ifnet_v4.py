@@ -82,12 +82,8 @@ class FlowBlock(nn.Module):
         self.convblock = nn.Sequential(*(ResidualConv(channels) for _ in range(8)))
         self.lastconv = nn.Sequential(nn.ConvTranspose2d(channels, 4 * 13, 4, 2, 1), nn.PixelShuffle(2))
 
-    def forward(
-        self, x: torch.Tensor, flow: torch.Tensor | None, scale: float
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        x = resize(x, 1.0 / scale)
-        if flow is not None:
-            x = torch.cat((x, resize(flow, 1.0 / scale) / scale), 1)
+    def forward(self, x: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`x`: the block's inputs already resized to 1/scale of the frame (see IFNetV4.estimate)."""
         out = resize(self.lastconv(self.convblock(self.conv0(x))), scale)
         return out[:, :4] * scale, out[:, 4:5], out[:, 5:]
 
@@ -134,15 +130,23 @@ class IFNetV4(nn.Module):
         described_b = described_b.expand(batch, -1, -1, -1)
         time = tau.to(described_a.dtype).view(batch, 1, 1, 1).expand(batch, 1, height, width)
 
-        def block_input(a: torch.Tensor, b: torch.Tensor) -> list[torch.Tensor]:
-            return [a[:, :3], b[:, :3], a[:, 3:], b[:, 3:], time]
+        def block_input(a: torch.Tensor, b: torch.Tensor, *rest: torch.Tensor, level_scale: float) -> torch.Tensor:
+            # Joined at full size, then resized: resizing the pieces apart would save a copy but
+            # changes the last bit of some values, and the released weights amplify that.
+            return resize(torch.cat([a[:, :3], b[:, :3], a[:, 3:], b[:, 3:], *rest], 1), 1.0 / level_scale)
 
         blocks = (self.block0, self.block1, self.block2, self.block3, self.block4)
-        flow, mask, context = blocks[0](torch.cat(block_input(described_a, described_b), 1), None, BLOCK_SCALES[0] / scale)
+        level_scale = BLOCK_SCALES[0] / scale
+        flow, mask, context = blocks[0](block_input(described_a, described_b, time, level_scale=level_scale), level_scale)
         for block, block_scale in zip(blocks[1:], BLOCK_SCALES[1:]):
+            level_scale = block_scale / scale
             warped_a = backward_warp(described_a, flow[:, :2])
             warped_b = backward_warp(described_b, flow[:, 2:4])
-            x = torch.cat(block_input(warped_a, warped_b) + [mask, context], 1)
-            delta, mask, context = block(x, flow, block_scale / scale)
+            if level_scale == 1.0:  # full size: one join, flow included
+                x = block_input(warped_a, warped_b, time, mask, context, flow, level_scale=1.0)
+            else:
+                x = block_input(warped_a, warped_b, time, mask, context, level_scale=level_scale)
+                x = torch.cat((x, resize(flow, 1.0 / level_scale) / level_scale), 1)
+            delta, mask, context = block(x, level_scale)
             flow = flow + delta
         return flow, mask

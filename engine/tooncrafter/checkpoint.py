@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import pickle
 import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -395,13 +395,14 @@ def fill_model(
     model: nn.Module,
     source: WeightSource,
     dtype: torch.dtype = torch.float32,
-    device: str | torch.device = "cpu",
+    device: str | torch.device | Callable[[str], str | torch.device] = "cpu",
     keep_float32: Iterable[str] = (),
 ) -> nn.Module:
     """Load `source` into a (meta-built) model strictly, converting tensor by tensor to `dtype` on `device`.
 
     Tensors are read one at a time from the memory-mapped file and converted straight to their
-    target, so peak memory stays near one copy of the model. `keep_float32` lists keys that stay
+    target, so peak memory stays near one copy of the model. `device` may be a function of the key
+    (e.g. the CLIP towers on the CPU, the rest on the GPU). `keep_float32` lists keys that stay
     float32 whatever `dtype` is (the diffusion schedule).
     """
     keep = set(keep_float32)
@@ -416,7 +417,8 @@ def fill_model(
     state: dict[str, torch.Tensor] = {}
     for key in expected:
         tensor = source.get(key)
-        state[key] = tensor.to(device=device, dtype=torch.float32 if key in keep else dtype, copy=True)
+        target = device(key) if callable(device) else device
+        state[key] = tensor.to(device=target, dtype=torch.float32 if key in keep else dtype, copy=True)
     model.load_state_dict(state, strict=True, assign=True)
     del state
     leftovers = [name for name, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
@@ -450,9 +452,11 @@ def load_tooncrafter(
     clip_path: str | Path | None = None,
     config: "ToonCrafterConfig | None" = None,
     dtype: torch.dtype = torch.float32,
-    device: str | torch.device = "cpu",
+    device: str | torch.device | Callable[[str], str | torch.device] = "cpu",
 ) -> "ToonCrafterModel":
-    """Check a ToonCrafter checkpoint against its manifest, then build and fill the model."""
+    """Check a ToonCrafter checkpoint against its manifest, then build and fill the model.
+
+    `device` may be a function of the state-dict key (see `fill_model`)."""
     from .config import ToonCrafterConfig
     from .model import build_model
     from .schedule import SCHEDULE_BUFFER_NAMES

@@ -61,6 +61,12 @@ class ToonCrafterModel(nn.Module):
     def unet(self) -> ToonCrafterUNet:
         return self.model.diffusion_model
 
+    def cast_weights(self, dtype: torch.dtype) -> "ToonCrafterModel":
+        """Convert every part to `dtype`; the diffusion schedule stays float32 as the sampler needs."""
+        for part in (self.model, self.first_stage_model, self.cond_stage_model, self.embedder, self.image_proj_model):
+            part.to(dtype)
+        return self
+
     def sampler(self) -> DDIMSampler:
         return DDIMSampler.from_buffers(self)
 

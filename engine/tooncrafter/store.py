@@ -378,7 +378,7 @@ def download_known(
 class WeightFiles:
     """The files one ToonCrafter backend loads."""
 
-    tooncrafter: Path
+    tooncrafter: Path | None  # None: a model handed over in memory
     clip: Path | None  # the OpenCLIP file, for a pruned checkpoint
     sketch_encoder: Path | None  # None: sketch guidance unavailable
 

@@ -37,10 +37,15 @@ class Background(QtCore.QObject):
     """Runs one function in a worker thread and reports back through queued Qt signals."""
 
     progress = Signal(float, str)
+    note = Signal(str)
     succeeded = Signal(object)
     failed = Signal(object)
 
     def start(self, fn, *args) -> None:
+        """Call after connecting the signals; the object deletes itself once it has reported."""
+        self.succeeded.connect(lambda _: self.deleteLater())
+        self.failed.connect(lambda _: self.deleteLater())
+
         def work() -> None:
             try:
                 result = fn(*args)
@@ -68,6 +73,8 @@ class InbetweenPanel(QtWidgets.QWidget):
         self.last_error: str | None = None
         self._cancel = threading.Event()
         self._planned: list[segments.Segment] = []
+        self._scanned = None  # (KeyScan, sketch frames) of the picked layers, re-planned on timing changes
+        self._engine_checked = False
         self._build()
         self._restore_options()
         self.set_busy(False)
@@ -97,8 +104,9 @@ class InbetweenPanel(QtWidgets.QWidget):
         layout.addWidget(self.scan_label)
         self.segment_list = QtWidgets.QListWidget()
         self.segment_list.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.NoSelection)
-        self.segment_list.setMinimumHeight(70)
-        layout.addWidget(self.segment_list, 1)
+        self.segment_list.setMinimumHeight(60)
+        self.segment_list.setMaximumHeight(150)
+        layout.addWidget(self.segment_list)
 
         timing_box = QtWidgets.QGroupBox("Timing")
         form = QtWidgets.QFormLayout(timing_box)
@@ -204,6 +212,7 @@ class InbetweenPanel(QtWidgets.QWidget):
         self.root_edit.setPlaceholderText("only for a source checkout that is not installed")
         form.addRow("Engine folder", self.root_edit)
         layout.addWidget(engine_setup)
+        layout.addStretch(1)
 
         self.refresh_button.clicked.connect(self.refresh)
         self.key_combo.activated.connect(lambda _: self.rescan())
@@ -250,6 +259,8 @@ class InbetweenPanel(QtWidgets.QWidget):
         self._select_data(self.sketch_combo, keep_sketch)
         self.rescan()
         self._refresh_takes()
+        if not self._engine_checked:
+            self.check_engine(start=False)
 
     def select_layers(self, key_uid: str, sketch_uid: str | None = None) -> None:
         self._select_data(self.key_combo, key_uid)
@@ -268,16 +279,29 @@ class InbetweenPanel(QtWidgets.QWidget):
         return document.find_layer(doc, uid) if doc is not None and uid else None
 
     def rescan(self) -> None:
-        """Scan the keys layer's playback range and list its segments under the current timing."""
+        """Scan the picked layers' keyframes in the playback range, then list the segments."""
+        self._scanned = None
         doc = self.document()
         key_layer = self._layer(self.key_combo)
         if doc is None or key_layer is None:
             self._show_scan("Pick the paint layer that holds the keyframes.", [])
             return
         try:
-            found, planned = generation.scan(doc, key_layer, self.timing(), self._layer(self.sketch_combo))
-        except (document.DocumentError, planning.PlanningError, ValueError) as exc:
+            self._scanned = generation.scan_layers(doc, key_layer, self._layer(self.sketch_combo))
+        except document.DocumentError as exc:
             self._show_scan(str(exc), [])
+            return
+        self.replan()
+
+    def replan(self) -> None:
+        """List the scanned segments as the current timing plans them (no pixels are read again)."""
+        if self._scanned is None:
+            return
+        found, sketches = self._scanned
+        try:
+            planned = generation.plan(found, sketches, self.timing())
+        except (planning.PlanningError, ValueError) as exc:
+            self._show_scan(f"{found.describe()}\n{exc}", [])
             return
         self._show_scan(found.describe(), planned)
 
@@ -356,7 +380,7 @@ class InbetweenPanel(QtWidgets.QWidget):
         custom = self.spacing_combo.currentData() == "custom"
         self.chart_edit.setEnabled(custom)
         self.count_spin.setEnabled(segments.DRAWING_MODES[self.mode_combo.currentIndex()][1] is None)
-        self.rescan()
+        self.replan()
 
     def _restore_options(self) -> None:
         raw = self.app.readSetting(engine_link.SETTINGS_GROUP, "last_options", "")
@@ -427,6 +451,8 @@ class InbetweenPanel(QtWidgets.QWidget):
     # ---- engine ---------------------------------------------------------------------------------
 
     def check_engine(self, start: bool = False) -> None:
+        """Show whether an engine answers (and, with `start`, start one); never blocks Krita."""
+        self._engine_checked = True
         self._save_setup()
         self.engine_label.setText("starting…" if start else "checking…")
         task = Background(self)
@@ -483,12 +509,13 @@ class InbetweenPanel(QtWidgets.QWidget):
         task = Background(self)
 
         def work():
-            task.progress.emit(0.0, "connecting to the engine")
+            task.progress.emit(0.0, "connecting to the engine (it starts if it is not running)")
             client = engine_link.LINK.client(setup, start=True)
-            task.progress.emit(0.0, "engine ready")
+            task.note.emit(engine_link.describe_health(client.health()))
             return generation.run_take(request, client, task.progress.emit, cancel)
 
         task.progress.connect(self._progress)
+        task.note.connect(self._engine_state)
         task.succeeded.connect(lambda result: self._land(doc, request, result))
         task.failed.connect(lambda exc: self._fail(_generation_problem(exc)))
         task.start(work)

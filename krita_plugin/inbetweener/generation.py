@@ -108,15 +108,19 @@ class TakeFrames:
 # ---- 1. main thread: read the document ----------------------------------------------------------
 
 
-def scan(doc, key_layer, timing: segments.Timing, sketch_layer=None) -> tuple[document.KeyScan, list[segments.Segment]]:
-    """The keys layer's keys in the playback range and its segments as `timing` plans them."""
+def scan_layers(doc, key_layer, sketch_layer=None) -> tuple[document.KeyScan, list[int]]:
+    """The keys layer's keys in the playback range, and the sketch layer's drawn frames between them."""
     document.check_document(doc)
     found = document.scan_keys(doc, key_layer)
     document.check_keys(found)
     keys = found.keys
-    spans = list(zip(keys, keys[1:]))
-    sketch = document.sketch_frames(doc, sketch_layer, spans) if sketch_layer is not None else []
-    return found, segments.plan_segments(keys, found.blanks, timing, sketch)
+    sketches = document.sketch_frames(doc, sketch_layer, list(zip(keys, keys[1:]))) if sketch_layer is not None else []
+    return found, sketches
+
+
+def plan(found: document.KeyScan, sketches: list[int], timing: segments.Timing) -> list[segments.Segment]:
+    """The segments between the scanned keys as `timing` plans them."""
+    return segments.plan_segments(found.keys, found.blanks, timing, sketches)
 
 
 def prepare_take(
@@ -134,7 +138,8 @@ def prepare_take(
         raise document.DocumentError("Pick the layer that holds the keyframes")
     if sketch_layer is not None and document.node_uid(sketch_layer) == document.node_uid(key_layer):
         raise document.DocumentError("The sketch layer must be another layer than the keys layer")
-    _, planned = scan(doc, key_layer, timing, sketch_layer)
+    found, sketches = scan_layers(doc, key_layer, sketch_layer)
+    planned = plan(found, sketches, timing)
     by_span = {s.span: s for s in planned}
     if picked is None:
         chosen = [s for s in planned if s.plan is not None]

@@ -8,6 +8,7 @@ subprocess. The table lists PSNR / SSIM / line_f / edge_f per gap and overall, t
 baseline from `baseline_crossfade_scores.json` and the ratio RIFE / cross-fade (> 1 is better).
 
     .venv/bin/python bench/quality.py --quick                 # the 110 non-overlapping cases
+    .venv/bin/python bench/quality.py --quick --preset fast   # without the full-size flow level
     .venv/bin/python bench/quality.py --variant hdv3 --scale 0.5
 """
 
@@ -38,7 +39,7 @@ SHARED = Path(os.environ.get("INBETWEENER_SHARED", REPO.parent / "shared"))
 METRICS = ("psnr", "ssim", "line_f", "edge_f")
 
 
-def predict(cases: list[dict], root: Path, pred_root: Path, backend: RifeBackend) -> tuple[int, float]:
+def predict(cases: list[dict], root: Path, pred_root: Path, backend: RifeBackend, preset: str) -> tuple[int, float]:
     """Draw every case's in-betweens into pred_root; returns (frames drawn, seconds spent drawing)."""
     keys: dict[str, np.ndarray] = {}
 
@@ -49,7 +50,8 @@ def predict(cases: list[dict], root: Path, pred_root: Path, backend: RifeBackend
 
     frames, seconds = 0, 0.0
     for n, case in enumerate(cases, 1):
-        task = InbetweenTask(key(case["start"]), key(case["end"]), case["gt_t"], GenerationSettings(backend="rife"))
+        task = InbetweenTask(key(case["start"]), key(case["end"]), case["gt_t"],
+                             GenerationSettings(backend="rife", preset=preset))
         start = time.perf_counter()
         images = backend.interpolate(task, no_progress, CancelToken())
         seconds += time.perf_counter() - start
@@ -101,8 +103,12 @@ def main() -> None:
     ap.add_argument("--gaps", type=int, nargs="*", help="only these gaps (2, 4, 8)")
     ap.add_argument("--variant", choices=sorted(VARIANTS), default=DEFAULT_VARIANT)
     ap.add_argument("--scale", type=float, choices=SCALES, default=1.0)
+    ap.add_argument("--preset", choices=("parity", "fast", "quality"), default="parity",
+                    help="generation preset: `fast` skips RIFE 4.25's full-size flow level")
+    ap.add_argument("--reference-arithmetic", action="store_true",
+                    help="4.25: the released code's arithmetic (every level at full size) instead of the default")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own choice)")
-    ap.add_argument("--out", type=Path, help="prediction root (default out/bench/quality/<variant>_s<scale>[_quick])")
+    ap.add_argument("--out", type=Path, help="prediction root (default out/bench/quality/<variant>_s<scale>_<preset>...)")
     args = ap.parse_args()
 
     if args.threads:
@@ -112,25 +118,29 @@ def main() -> None:
         sys.exit(f"{triplets} is missing: the cartoon evaluation set sits in shared/ beside the repository")
     spec = json.loads(triplets.read_text())
     cases = [c for c in spec["cases"] if (not args.quick or c["quick"]) and (not args.gaps or c["gap"] in args.gaps)]
-    tag = f"{args.variant}_s{args.scale:g}" + ("_quick" if args.quick else "")
+    tag = (f"{args.variant}_s{args.scale:g}_{args.preset}" + ("_ref" if args.reference_arithmetic else "")
+           + ("_quick" if args.quick else ""))
     pred_root = args.out or REPO / "out" / "bench" / "quality" / tag
 
-    backend = RifeBackend(GenerationSettings(backend="rife", device="cpu"), RifeConfig(args.variant, args.scale))
+    config = RifeConfig(args.variant, args.scale, reference_arithmetic=args.reference_arithmetic)
+    backend = RifeBackend(GenerationSettings(backend="rife", device="cpu"), config)
     print(f"RIFE {args.variant} scale {args.scale}: {len(cases)} cases -> {pred_root}", flush=True)
-    frames, seconds = predict(cases, triplets.parent, pred_root, backend)
+    frames, seconds = predict(cases, triplets.parent, pred_root, backend, args.preset)
     result = score(triplets, pred_root, args.quick, args.gaps)
 
     baselines = json.loads((SHARED / "cartoon" / "baseline_crossfade_scores.json").read_text())
     baseline = baselines["quick_subset" if args.quick else "all_cases"]
-    print(f"\nRIFE {args.variant} scale {args.scale}, {'quick subset' if args.quick else 'all cases'}: "
+    mode = (" (reference arithmetic)" if args.reference_arithmetic else "") + f", preset {args.preset}"
+    print(f"\nRIFE {args.variant}{mode} scale {args.scale}, {'quick subset' if args.quick else 'all cases'}: "
           f"{frames} in-betweens in {seconds:.1f} s ({frames / seconds:.2f}/s, 512x320, noisy shared CPU)")
     print("\n".join(table(result, baseline)))
-    summary = {"variant": args.variant, "scale": args.scale, "quick": args.quick, "gaps": args.gaps,
-               "frames": frames, "draw_seconds": seconds,
-               "groups": {k: v for k, v in result["groups"].items() if k.count("/") == 0},
+    summary = {"variant": args.variant, "scale": args.scale, "preset": args.preset,
+               "reference_arithmetic": args.reference_arithmetic, "quick": args.quick, "gaps": args.gaps,
+               "frames": frames, "draw_seconds": seconds, "groups": result["groups"],
                "all": {k: result[k] for k in ("n", "baseline", "pred", "ratio")}}
     (pred_root / "summary.json").write_text(json.dumps(summary, indent=1))
-    print(json.dumps({"variant": args.variant, "scale": args.scale, "quick": args.quick,
+    print(json.dumps({"variant": args.variant, "scale": args.scale, "preset": args.preset,
+                      "reference_arithmetic": args.reference_arithmetic, "quick": args.quick,
                       "pred": result["pred"], "ratio": result["ratio"]}))
 
 

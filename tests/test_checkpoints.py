@@ -21,6 +21,7 @@ from engine.tooncrafter.checkpoint import (
 )
 from engine.tooncrafter.config import ToonCrafterConfig, tiny_from_reference
 from engine.tooncrafter.manifest import BUNDLED, bundled_manifest, load_manifest
+from engine.tooncrafter.schedule import SCHEDULE_BUFFER_NAMES
 
 FOREIGN_CODE_RAN = []
 
@@ -126,6 +127,8 @@ def test_pruned_file_with_open_clip_file(tiny, tmp_path):
             assert torch.equal(state[key], value), key
         elif key.startswith("embedder.model.visual."):
             assert torch.equal(state[key], value), key
+        elif key in SCHEDULE_BUFFER_NAMES:
+            assert torch.equal(state[key], value), key  # the fp16 file's rounding is undone
         elif not key.startswith("embedder."):
             assert torch.equal(state[key], value.half().float()), key
 

@@ -38,6 +38,24 @@ def test_every_tiny_a_case_passes_through_the_command_line(reference_dir):
     assert "max_abs_diff=" in lines[0]
 
 
+@pytest.mark.slow
+def test_lean_settings_against_the_goldens(reference_dir):
+    """Encoding only the two keyframes gives bit-identical keyframe latents here (the encoder works
+    frame by frame); batching cond and uncond changes float rounding only (so it stays out of parity)."""
+    from engine.conformance.checks_sampling import run_sampling_case
+
+    folder = CaseFolder(reference_dir / "tiny_a")
+    ctx = folder.context("sample_ddim_eta1")
+    parity = run_sampling_case(ctx, decode=False)
+    lean = run_sampling_case(ctx, decode=False, encode_all_frames=False, batch_cond_uncond=True)
+    assert torch.equal(lean["c_concat"], parity["c_concat"])
+    assert "z_all_frames" not in lean
+    golden = ctx.golden("latents")
+    atol = ctx.case["suggested_atol"]
+    assert (lean["latents"] - golden).abs().max() < atol
+    assert (lean["latents"] - parity["latents"]).abs().max() < atol
+
+
 @pytest.mark.parametrize(
     "manifest", ["manifest_tooncrafter_512_interp.json", "manifest_sketch_encoder.json"]
 )

@@ -81,8 +81,12 @@ def _keys_document(app, window, folder: str, frames: dict, name: str = "scene"):
         with open(path, "wb") as fh:
             fh.write(pixels.encode_png(frames[frame], WIDTH, HEIGHT))
         files.append(path)
+    from inbetweener.import_pacing import paced_import
+
     before = {str(n.uniqueId()) for n in doc.topLevelNodes()}
-    if not doc.importAnimation(files, ordered[0], step):
+    with paced_import(doc):
+        imported = doc.importAnimation(files, ordered[0], step)
+    if not imported:
         raise RuntimeError("Krita could not import the test keys")
     keys = [n for n in doc.topLevelNodes() if str(n.uniqueId()) not in before][0]
     keys.setName("Keys")
@@ -94,7 +98,13 @@ def _keys_document(app, window, folder: str, frames: dict, name: str = "scene"):
 
 def schedule(entry: str) -> None:
     """Run `entry` once Krita's main window exists (called by the driver plugin at Krita's start)."""
+    import faulthandler
+
     from krita import Krita
+
+    config = _config()
+    # a crash inside Krita leaves the Python stacks of all threads here
+    faulthandler.enable(open(os.path.join(config["workdir"], "faults.txt"), "w"), all_threads=True)
 
     from inbetweener._qt import QtCore
 
@@ -190,6 +200,26 @@ def integration(*_args) -> None:
         doc.waitForDone()
         result["layers_after_redo"] = [n.name() for n in doc.topLevelNodes()]
         step("undo")
+
+        # regenerate from the take recorded in the document, after the form was changed
+        panel.seed_spin.setValue(1)
+        panel.mode_combo.setCurrentIndex(0)
+        result["takes_listed"] = [panel.takes_combo.itemText(i) for i in range(panel.takes_combo.count())]
+        landed.clear()
+        panel.regenerate()
+        _wait(app, lambda: landed or failed, config.get("timeout", 300))
+        result["regenerated"] = list(landed)
+        result["regenerate_form"] = {
+            "seed": panel.seed_spin.value(),
+            "drawings": panel.mode_combo.currentText(),
+            "backend": panel.backend_combo.currentData(),
+            "ticked": panel.ticked_spans(),
+        }
+        again_layer = panel.last_layer
+        result["regenerated_keyframes"] = [t for t in range(0, 40) if again_layer.hasKeyframeAtTime(t)]
+        with open(os.path.join(dump, "regenerated_006.bgra"), "wb") as fh:
+            fh.write(bytes(again_layer.pixelDataAtTime(0, 0, WIDTH, HEIGHT, 6)))
+        step("regenerated")
 
         doc.save()
         doc.waitForDone()

@@ -182,6 +182,12 @@ def test_plugin_zip_generates_a_take_in_real_krita(tmp_path):
     assert result["layers_after_one_undo"] == result["layers_before"]
     assert result["layers_after_redo"] == result["layers_after"]
 
+    # the take can be regenerated from what the document remembers, whatever the form shows meanwhile
+    assert result["takes_listed"] == [name]
+    assert result["regenerated"] == [name]
+    assert result["regenerate_form"] == {"seed": 7, "drawings": "on twos", "backend": "rife", "ticked": [[0, 12]]}
+    assert result["regenerated_keyframes"] == [0, 2, 4, 6, 8, 10, 12, 14]
+
     # pixels: the take shows exactly the engine's PNGs and the artist's keys, per layer
     take = result["takes"][-1]
     assert take["layer_name"] == name and take["segments"] == [[0, 12]]
@@ -205,11 +211,12 @@ def test_plugin_zip_generates_a_take_in_real_krita(tmp_path):
         assert 20 < x < 76 and (previous_x is None or x > previous_x)
         previous_x = x
     assert not layer_rgba(dumps / "take_014.bgra")[..., 3].any()
+    np.testing.assert_array_equal(layer_rgba(dumps / "regenerated_006.bgra"), layer_rgba(dumps / "take_006.bgra"))
 
-    # the take is remembered inside the saved .kra
-    assert result["reopened_takes"][-1]["layer_name"] == name
+    # both takes are remembered inside the saved .kra
+    assert [t["layer_name"] for t in result["reopened_takes"]] == [name, name]
     assert result["reopened_layer_keyframes"] == [0, 2, 4, 6, 8, 10, 12, 14]
-    assert result["reopened_layer_uid"] == take["layer_uid"]
+    assert result["reopened_layer_uid"] in {t["layer_uid"] for t in result["reopened_takes"]}
 
     # refusals with clear messages
     assert "GRAYA" in result["refusals"]["gray_document"] and "8-bit RGBA" in result["refusals"]["gray_document"]
@@ -235,3 +242,17 @@ def _alive(pid: int) -> bool:
     except OSError:
         return True
     return state != "Z"
+
+
+def retake_screenshot(image: Path) -> None:
+    """Retake docs/screenshots/krita_docker.png in real Krita (needs imagemagick's `import`):
+    python -m tests.test_krita_integration docs/screenshots/krita_docker.png"""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        result = run_in_krita(Path(tmp), "screenshot", {"image": str(image.resolve())}, screen="1600x1200x24")
+    print(result["steps"])
+
+
+if __name__ == "__main__":
+    retake_screenshot(Path(sys.argv[1]))

@@ -285,6 +285,30 @@ def test_takes_are_recorded_in_the_document_and_bad_annotations_read_as_none():
     assert takes.read_takes(doc) == []
 
 
+def test_krita_import_runs_inside_the_guard_and_the_new_layer_is_named(tmp_path):
+    import contextlib
+
+    doc, _ = keys_doc({0: disk(20), 12: disk(70)})
+    path = tmp_path / "empty.png"
+    path.write_bytes(pixels.transparent_png(W, H))
+    events = []
+    real_import = doc.importAnimation
+    doc.importAnimation = lambda *args: events.append("import") or real_import(*args)
+
+    @contextlib.contextmanager
+    def guard(guarded_doc):
+        assert guarded_doc is doc
+        events.append("enter")
+        yield
+        events.append("exit")
+
+    layer = takes.import_take(doc, [str(path)], takes.ImportPlan(3, 1, (None,)), "[In-betweens] test", guard)
+    assert events == ["enter", "import", "exit"]
+    assert layer.name() == "[In-betweens] test" and sorted(layer.frames) == [0, 3]
+    with pytest.raises(ValueError, match="1 files for 2 timeline positions"):
+        takes.import_take(doc, [str(path)], takes.ImportPlan(0, 1, (None, None)), "x")
+
+
 # ---- reading the document -----------------------------------------------------------------------
 
 

@@ -57,8 +57,8 @@ def backend(request):
     return rife_backend.RifeBackend(GenerationSettings(backend="rife", device="cpu"), RifeConfig(variant=variant.name))
 
 
-def run(backend, key_a, key_b, taus, progress=no_progress, cancel=None):
-    task = InbetweenTask(key_a, key_b, taus, GenerationSettings(backend="rife"))
+def run(backend, key_a, key_b, taus, progress=no_progress, cancel=None, preset="parity"):
+    task = InbetweenTask(key_a, key_b, taus, GenerationSettings(backend="rife", preset=preset))
     return backend.interpolate(task, progress, cancel or CancelToken())
 
 
@@ -84,15 +84,26 @@ def test_midpoint_moves_the_disc_instead_of_cross_fading(backend):
     assert abs(disc_weight(middle).sum() / disc_weight(key_a).sum() - 1) < 0.1  # one disc, not two halves
 
 
-def test_any_tau_lands_along_the_path(backend):
+@pytest.mark.parametrize("preset", ["parity", "fast"])
+def test_any_tau_lands_along_the_path(backend, preset):
     taus = [0.1, 1 / 3, 0.5, 0.61, 0.9]
-    images = run(backend, disc_key(START_X), disc_key(END_X), taus)
+    images = run(backend, disc_key(START_X), disc_key(END_X), taus, preset=preset)
     xs = [centroid_x(image) for image in images]
     assert xs == sorted(xs)
     for tau, x, image in zip(taus, xs, images):
         expected = START_X + tau * (END_X - START_X)
         assert abs(x - expected) < 3.0, (tau, x)
         assert disc_weight(image)[int(CENTRE_Y), round(expected)] > 0.8, tau  # a whole disc there, not a blend
+
+
+def test_fast_preset_is_a_different_computation(backend):
+    key_a, key_b = disc_key(START_X), disc_key(END_X)
+    (full,) = run(backend, key_a, key_b, [0.4])
+    (fast,) = run(backend, key_a, key_b, [0.4], preset="fast")
+    if backend.interpolator.variant.takes_tau:
+        assert np.abs(full.astype(int) - fast).max() > 0  # 4.25 skips its full-size flow level
+    else:
+        assert np.array_equal(full, fast)  # HDv3 has no fast mode
 
 
 @pytest.mark.parametrize("size", [(61, 93), (37, 150), (9, 11)])

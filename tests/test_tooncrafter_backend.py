@@ -101,7 +101,7 @@ def test_availability_says_how_to_get_weights(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_interpolate_any_size_with_progress_and_determinism(parity_backend, tiny):
-    settings = parity_backend.settings
+    settings = _settings(tiny, steps=1)
     key_a, key_b = disc_keyframe(25, 30), disc_keyframe(70, 34)  # 96×64: not the canvas aspect
     events = []
     task = InbetweenTask(key_a, key_b, [0.2, 0.5, 0.9], settings)
@@ -109,7 +109,7 @@ def test_interpolate_any_size_with_progress_and_determinism(parity_backend, tiny
     assert [im.shape for im in first] == [(64, 96, 4)] * 3
     assert all(im.dtype == np.uint8 and (im[..., 3] == 255).all() for im in first)  # opaque keys, opaque results
     stages = [e[0] for e in events]
-    assert "denoise 1/2" in stages and "denoise 2/2" in stages and "encode" in stages and "decode" in stages
+    assert "denoise 1/1" in stages and "encode" in stages and "decode" in stages
     assert stages[-1] == "post" and events[-1][1] == pytest.approx(1.0)
     fractions = [e[1] for e in events]
     assert fractions == sorted(fractions)
@@ -120,8 +120,8 @@ def test_interpolate_any_size_with_progress_and_determinism(parity_backend, tiny
 
 
 @pytest.mark.slow
-def test_cancel_between_denoising_steps(parity_backend):
-    settings = parity_backend.settings
+def test_cancel_between_denoising_steps(parity_backend, tiny):
+    settings = _settings(tiny)
     cancel = CancelToken()
     stages = []
 
@@ -137,8 +137,8 @@ def test_cancel_between_denoising_steps(parity_backend):
 
 
 @pytest.mark.slow
-def test_sketches_transparency_and_size_errors(parity_backend):
-    settings = parity_backend.settings
+def test_sketches_transparency_and_size_errors(parity_backend, tiny):
+    settings = _settings(tiny, steps=1)
     key_a = disc_keyframe(25, 30, transparent=True)
     key_b = disc_keyframe(70, 34, transparent=True)
     sketch = disc_keyframe(48, 32, transparent=True, fill=(20, 20, 20))
@@ -156,15 +156,14 @@ def test_sketches_transparency_and_size_errors(parity_backend):
 
 
 @pytest.mark.slow
-def test_quality_preset_runs_extra_passes(tiny, tmp_path):
-    settings = _settings(tiny, preset="quality", steps=1)
-    backend = ToonCrafterBackend(settings, config=tiny["config"], store=ModelStore(tmp_path))
+def test_quality_preset_runs_extra_passes(parity_backend, tiny):
+    settings = _settings(tiny, preset="quality", steps=1)  # per-task settings: the loaded model is reused
     messages = []
-    task = InbetweenTask(disc_keyframe(25, 30), disc_keyframe(70, 34), [0.2, 0.3, 0.5], settings)
-    out = backend.interpolate(task, lambda s, f, m: messages.append(m), CancelToken())
+    task = InbetweenTask(disc_keyframe(25, 30), disc_keyframe(70, 34), [0.2, 0.3, 0.35], settings)
+    out = parity_backend.interpolate(task, lambda s, f, m: messages.append(m), CancelToken())
     assert len(out) == 3
-    # 0.2 sits on model frame 1; 0.3 lies in [0.2, 0.4] and 0.5 in [0.4, 0.6]: two extra passes
-    assert any(m.startswith("pass 3/3") for m in messages) and not any("pass 4/" in m for m in messages)
+    # 0.2 sits on model frame 1; 0.3 and 0.35 both lie in [0.2, 0.4]: one extra pass between frames 1 and 2
+    assert any(m.startswith("pass 2/2") for m in messages) and not any("pass 3/" in m for m in messages)
 
 
 @pytest.mark.slow

@@ -99,6 +99,9 @@ class _ModelFrames:
 
 
 class ToonCrafterBackend(Backend):
+    """Holds the loaded model; each task brings its own generation settings (seed, steps, preset...).
+    The instance-level settings (weights, device, precision, low-VRAM) come from the constructor."""
+
     name = "tooncrafter"
 
     def __init__(self, settings: GenerationSettings, config=None, store=None, model=None) -> None:
@@ -192,14 +195,15 @@ class ToonCrafterBackend(Backend):
 
     # -- one model pass ----------------------------------------------------------------------------
 
-    def _pass(self, first: np.ndarray, last: np.ndarray, sketches: dict[int, np.ndarray], report, cancel) -> list[np.ndarray]:
+    def _pass(
+        self, s: GenerationSettings, first: np.ndarray, last: np.ndarray, sketches: dict[int, np.ndarray], report, cancel
+    ) -> list[np.ndarray]:
         """One generative pass between two canvas RGB images -> T canvas RGB uint8 frames."""
         torch = _torch()
         from ..tooncrafter.model import InterpolationNoise, InterpolationSettings, interpolate
         from ..tooncrafter.sampler import SamplerSettings
         from ..tooncrafter.sketch_hints import sketch_hint_clip
 
-        s = self.settings
         fast = s.preset == "fast"
         settings = InterpolationSettings(
             sampler=SamplerSettings(
@@ -234,10 +238,10 @@ class ToonCrafterBackend(Backend):
         frames = result.frames[0].float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
         return [f.permute(1, 2, 0).cpu().numpy() for f in frames.unbind(1)]
 
-    def _pass_with_retry(self, first, last, sketches, report, cancel) -> list[np.ndarray]:
+    def _pass_with_retry(self, s, first, last, sketches, report, cancel) -> list[np.ndarray]:
         torch = _torch()
         try:
-            return self._pass(first, last, sketches, report, cancel)
+            return self._pass(s, first, last, sketches, report, cancel)
         except torch.cuda.OutOfMemoryError:
             if self.low_vram:
                 raise EngineError(
@@ -247,7 +251,7 @@ class ToonCrafterBackend(Backend):
             report("load", 0.0, "out of GPU memory: retrying in low-VRAM mode")
             self.low_vram = True
             self._place()
-            return self._pass(first, last, sketches, report, cancel)
+            return self._pass(s, first, last, sketches, report, cancel)
 
     # -- the Backend contract ------------------------------------------------------------------------
 
@@ -295,15 +299,16 @@ class ToonCrafterBackend(Backend):
                 )
             sketches[nearest_model_frame(tau, t)] = fit.to_canvas(sketch, pad="zero")
 
-        passes = 1 + (self._extra_passes_needed(taus) if self.settings.preset == "quality" else 0)
+        settings = task.settings
+        passes = 1 + (self._extra_passes_needed(taus) if settings.preset == "quality" else 0)
         reporter = _PassProgress(progress, passes)
-        canvas_frames = self._pass_with_retry(to_canvas(key_a), to_canvas(key_b), sketches, reporter.stage, cancel)
+        canvas_frames = self._pass_with_retry(settings, to_canvas(key_a), to_canvas(key_b), sketches, reporter.stage, cancel)
         grid = _ModelFrames([k / (t - 1) for k in range(t)], [key_a] + [from_canvas(f) for f in canvas_frames[1:-1]] + [key_b])
 
-        if self.settings.preset == "quality":
-            grid = self._refine(grid, canvas_frames, taus, to_canvas, from_canvas, reporter, cancel)
+        if settings.preset == "quality":
+            grid = self._refine(settings, grid, canvas_frames, taus, to_canvas, from_canvas, reporter, cancel)
 
-        return self._answer(grid, taus, reporter, cancel)
+        return self._answer(settings, grid, taus, reporter, cancel)
 
     def _extra_passes_needed(self, taus: Sequence[float]) -> int:
         return len({k for k in (self._interval(tau) for tau in taus) if k is not None})
@@ -315,7 +320,7 @@ class ToonCrafterBackend(Backend):
             return None
         return int(math.floor(position))
 
-    def _refine(self, grid, canvas_frames, taus, to_canvas, from_canvas, reporter, cancel) -> _ModelFrames:
+    def _refine(self, settings, grid, canvas_frames, taus, to_canvas, from_canvas, reporter, cancel) -> _ModelFrames:
         """Quality preset: a generative pass between the model frames around each off-grid tau."""
         t = self.config.frames
         taus_out, images = list(grid.taus), list(grid.images)
@@ -323,7 +328,7 @@ class ToonCrafterBackend(Backend):
             reporter.next_pass()
             first = canvas_frames[k] if k > 0 else to_canvas(grid.images[0])
             last = canvas_frames[k + 1] if k + 1 < t - 1 else to_canvas(grid.images[-1])
-            finer = self._pass_with_retry(first, last, {}, reporter.stage, cancel)
+            finer = self._pass_with_retry(settings, first, last, {}, reporter.stage, cancel)
             lo = k / (t - 1)
             for j in range(1, t - 1):
                 taus_out.append(lo + j / ((t - 1) * (t - 1)))
@@ -331,30 +336,37 @@ class ToonCrafterBackend(Backend):
         order = sorted(range(len(taus_out)), key=taus_out.__getitem__)
         return _ModelFrames([taus_out[i] for i in order], [images[i] for i in order])
 
-    def _answer(self, grid: _ModelFrames, taus: Sequence[float], reporter: "_PassProgress", cancel: CancelToken) -> list:
-        """Every requested tau: a grid frame when it sits on one, else RIFE between its neighbours."""
-        out = []
+    def _answer(self, settings, grid: _ModelFrames, taus: Sequence[float], reporter: "_PassProgress", cancel) -> list:
+        """Every requested tau: a grid frame when it sits on one, else RIFE between its neighbours
+        (one RIFE call per pair of neighbours, for all the taus between them)."""
+        out: list[np.ndarray | None] = [None] * len(taus)
+        between: dict[int, list[tuple[int, float]]] = {}
         for n, tau in enumerate(taus):
-            cancel.check()
             i = int(np.searchsorted(grid.taus, tau))
             if i < len(grid.taus) and abs(grid.taus[i] - tau) <= TAU_EPSILON:
-                out.append(grid.images[i].copy())
-            elif i > 0 and abs(grid.taus[i - 1] - tau) <= TAU_EPSILON:
-                out.append(grid.images[i - 1].copy())
+                out[n] = grid.images[i].copy()
+            elif abs(grid.taus[i - 1] - tau) <= TAU_EPSILON:
+                out[n] = grid.images[i - 1].copy()
             else:
-                lo, hi = grid.taus[i - 1], grid.taus[i]
-                local = (tau - lo) / (hi - lo)
-                out.append(self._rife_inbetween(grid.images[i - 1], grid.images[i], local, cancel))
-            reporter.post((n + 1) / len(taus), f"in-between {n + 1}/{len(taus)} (tau {tau:.3f})")
+                local = (tau - grid.taus[i - 1]) / (grid.taus[i] - grid.taus[i - 1])
+                between.setdefault(i, []).append((n, local))
+        done = len(taus) - sum(len(v) for v in between.values())
+        reporter.post(done / len(taus), "placing the model frames")
+        for i, wanted in sorted(between.items()):
+            cancel.check()
+            task = InbetweenTask(grid.images[i - 1], grid.images[i], [t for _, t in wanted], settings)
+            for (n, _), image in zip(wanted, self._rife_backend().interpolate(task, lambda *a: None, cancel)):
+                out[n] = image
+            done += len(wanted)
+            reporter.post(done / len(taus), f"{done}/{len(taus)} in-betweens placed")
         return out
 
-    def _rife_inbetween(self, a: np.ndarray, b: np.ndarray, tau: float, cancel: CancelToken) -> np.ndarray:
+    def _rife_backend(self):
         from .rife import RifeBackend
 
         if self._rife is None:
             self._rife = RifeBackend(self.settings)
-        task = InbetweenTask(key_start=a, key_end=b, taus=[tau], settings=self.settings)
-        return self._rife.interpolate(task, lambda *args: None, cancel)[0]
+        return self._rife
 
     def describe(self) -> dict:
         files = self.files
@@ -368,7 +380,6 @@ class ToonCrafterBackend(Backend):
             "device": self.device,
             "precision": str(self.dtype).removeprefix("torch."),
             "low_vram": self.low_vram,
-            "preset": self.settings.preset,
             "model_frames": self.config.frames,
             "canvas": f"{self.config.width}x{self.config.height}",
         }

@@ -66,8 +66,17 @@ def tiny_sketch_encoder(ctx: CaseContext) -> SketchEncoder:
     return ctx.cache["sampling.sketch_encoder"]
 
 
-def run_sampling_case(ctx: CaseContext, with_sketch: bool = False, decode: bool = True) -> dict[str, torch.Tensor]:
-    """The whole interpolation pipeline on the case's keyframes and recorded noises."""
+def run_sampling_case(
+    ctx: CaseContext,
+    with_sketch: bool = False,
+    decode: bool = True,
+    encode_all_frames: bool = True,
+    batch_cond_uncond: bool = False,
+) -> dict[str, torch.Tensor]:
+    """The whole interpolation pipeline on the case's keyframes and recorded noises.
+
+    The defaults are parity; the two lean settings can be switched on to measure what they change.
+    """
     model = tiny_model(ctx)
     p, i = ctx.params, ctx.inputs
     settings = InterpolationSettings(
@@ -76,10 +85,12 @@ def run_sampling_case(ctx: CaseContext, with_sketch: bool = False, decode: bool 
             eta=float(p["ddim_eta"]),
             cfg_scale=float(p["unconditional_guidance_scale"]),
             guidance_rescale=float(p.get("sampler_kwargs_seen", {}).get("guidance_rescale", 0.7)),
+            batch_cond_uncond=batch_cond_uncond,
         ),
         fs=int(p["fs"]),
         prompt=p["prompt"],
         sketch_strength=float(p.get("control_scale", 0.0)),
+        encode_all_frames=encode_all_frames,
     )
     contexts = PromptContexts(
         text=model.text_context(i["tokens"]),

@@ -15,6 +15,7 @@ from dataclasses import asdict
 from krita import DockWidget, Krita
 
 from . import document, engine_link, generation, segments, takes
+from .import_pacing import paced_import
 from ._qt import QtCore, QtWidgets, Signal
 from ._shared import client as engine_client
 from ._shared import planning
@@ -252,10 +253,13 @@ class InbetweenPanel(QtWidgets.QWidget):
             self.key_combo.addItem(info.label, info.uid)
             self.sketch_combo.addItem(info.label, info.uid)
         active = doc.activeNode()
-        default = keep_key or (document.node_uid(active) if active is not None and active.type() == "paintlayer" else None)
-        if default is None:
-            default = next((info.uid for info in layers if info.animated), None)
-        self._select_data(self.key_combo, default)
+        candidates = [
+            keep_key,
+            document.node_uid(active) if active is not None and active.type() == "paintlayer" else None,
+            next((info.uid for info in layers if info.animated), None),
+        ]
+        known = {info.uid for info in layers}
+        self._select_data(self.key_combo, next((uid for uid in candidates if uid in known), None))
         self._select_data(self.sketch_combo, keep_sketch)
         self.rescan()
         self._refresh_takes()
@@ -532,7 +536,7 @@ class InbetweenPanel(QtWidgets.QWidget):
 
     def _land(self, doc, request: generation.TakeRequest, result: generation.TakeFrames) -> None:
         try:
-            layer = generation.land_take(doc, request, result)
+            layer = generation.land_take(doc, request, result, guard=paced_import)
         except Exception as exc:  # Krita refused the import: say so instead of staying busy
             self._fail(f"Could not add the in-betweens layer: {exc}")
             return

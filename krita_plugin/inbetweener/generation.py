@@ -305,10 +305,11 @@ def _run_label(request: TakeRequest, index: int) -> str:
 # ---- 3. main thread: land the take --------------------------------------------------------------
 
 
-def land_take(doc, request: TakeRequest, result: TakeFrames):
-    """Import the frames as a new layer above everything (one undo step) and record the take."""
+def land_take(doc, request: TakeRequest, result: TakeFrames, guard: takes.ImportGuard | None = None):
+    """Import the frames as a new layer above everything (one undo step) and record the take.
+    Inside Krita pass guard=import_pacing.paced_import (see there why)."""
     try:
-        layer = takes.import_take(doc, result.files, result.plan, request.name)
+        layer = takes.import_take(doc, result.files, result.plan, request.name, guard)
     finally:
         if result.temporary:
             shutil.rmtree(result.folder, ignore_errors=True)
@@ -337,8 +338,8 @@ def take_record(request: TakeRequest, result: TakeFrames, layer_uid: str, layer_
 
 def generate(doc, key_layer, client, picked=None, timing=segments.Timing(), settings=DrawSettings(),
              options=TakeOptions(), sketch_layer=None, progress: ProgressFn | None = None,
-             cancel: threading.Event | None = None):
+             cancel: threading.Event | None = None, guard: takes.ImportGuard | None = None):
     """All three steps in the calling thread (scripts, tests); the new layer."""
     request = prepare_take(doc, key_layer, picked, timing, settings, options, sketch_layer)
     result = run_take(request, client, progress or (lambda fraction, message: None), cancel or threading.Event())
-    return land_take(doc, request, result)
+    return land_take(doc, request, result, guard)

@@ -13,10 +13,12 @@ document as an annotation, saved inside the .kra, so a take can be regenerated l
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
 from dataclasses import dataclass
+from typing import Callable, ContextManager
 
 from .document import DocumentError, node_uid
 
@@ -84,12 +86,20 @@ def layer_name(spans: list[tuple[int, int]], seed: int) -> str:
     return f"{LAYER_PREFIX} f{start}–f{end} seed {seed}"
 
 
-def import_take(doc, files: list[str], plan: ImportPlan, name: str):
-    """Import the frame files as one new animated layer (one undo step) and name it; the new node."""
+ImportGuard = Callable[[object], ContextManager]
+
+
+def import_take(doc, files: list[str], plan: ImportPlan, name: str, guard: ImportGuard | None = None):
+    """Import the frame files as one new animated layer (one undo step) and name it; the new node.
+
+    `guard(doc)` wraps Krita's import (inside Krita: import_pacing.paced_import)."""
     if len(files) != len(plan.sources):
         raise ValueError(f"{len(files)} files for {len(plan.sources)} timeline positions")
     before = {node_uid(n) for n in doc.topLevelNodes()}
-    if not doc.importAnimation(files, plan.first, plan.step):
+    doc.waitForDone()  # Krita's importer edits the layer tree directly: let running strokes finish first
+    with (guard or (lambda _doc: contextlib.nullcontext()))(doc):
+        imported = doc.importAnimation(files, plan.first, plan.step)
+    if not imported:
         raise DocumentError(f"Krita could not import the generated frames ({files[0]} …)")
     doc.waitForDone()
     added = [n for n in doc.topLevelNodes() if node_uid(n) not in before]

@@ -96,7 +96,8 @@ class InbetweenTask:
     """One segment as a backend sees it: two keyframes and the taus of the in-betweens to draw.
 
     `sketches` maps a tau of this segment (the sketch's timeline position as a fraction of the
-    segment) to the artist's RGBA sketch at the keyframes' size.
+    segment) to the artist's RGBA sketch at the keyframes' size. A backend appends to `warnings`
+    what the artist should know about the result (e.g. two sketches landing on one model frame).
     """
 
     key_start: np.ndarray
@@ -104,6 +105,7 @@ class InbetweenTask:
     taus: Sequence[float]
     settings: GenerationSettings
     sketches: Mapping[float, np.ndarray] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
 class Backend(ABC):

@@ -135,6 +135,7 @@ def generate(
     ]
 
     drawings: dict[int, np.ndarray] = {}
+    warnings: list[str] = []
     for done, seg in enumerate(selected):
         cancel.check()
         sketches = {
@@ -150,6 +151,7 @@ def generate(
             sketches=sketches,
         )
         images = backend.interpolate(task, _segment_progress(progress, done, len(selected)), cancel)
+        warnings.extend(f"segment {seg.start_frame}-{seg.end_frame}: {w}" for w in task.warnings)
         if len(images) != len(seg.inbetweens):
             raise EngineError(f"{backend_name} returned {len(images)} frames for {len(seg.inbetweens)} in-betweens")
         for inbetween, image in zip(seg.inbetweens, images):
@@ -174,7 +176,7 @@ def generate(
         "settings": asdict(settings),
         "segments": sorted(selected_indices),
     }
-    return GenerationResult(frames=frames, provenance=provenance)
+    return GenerationResult(frames=frames, provenance=provenance, warnings=warnings)
 
 
 def _segment_of(segments, frame: int) -> int | None:

@@ -146,6 +146,12 @@ def test_sketches_transparency_and_size_errors(parity_backend, tiny):
     out = parity_backend.interpolate(task, lambda *e: None, CancelToken())
     assert parity_backend.sketch_encoder is not None
     assert [im.shape for im in out] == [(64, 96, 4)] * 2
+    assert task.warnings == []
+    unguided = parity_backend.interpolate(InbetweenTask(key_a, key_b, [0.4, 0.6], settings), lambda *e: None, CancelToken())
+    assert not np.array_equal(out[0], unguided[0])  # the sketch steers its frame
+    crowded = InbetweenTask(key_a, key_b, [0.4, 0.6], settings, sketches={0.4: sketch, 0.45: sketch})
+    parity_backend.interpolate(crowded, lambda *e: None, CancelToken())
+    assert len(crowded.warnings) == 1 and "both land on model frame 2 of 6" in crowded.warnings[0]
     with pytest.raises(EngineError, match="sketch at tau 0.400 is 10x10"):
         parity_backend.interpolate(
             InbetweenTask(key_a, key_b, [0.4], settings, sketches={0.4: np.zeros((10, 10, 4), np.uint8)}),

@@ -291,13 +291,21 @@ class ToonCrafterBackend(Backend):
                 return key_out(back, key_colour, key_distance)
             return np.concatenate([back, np.full(back.shape[:2] + (1,), 255, np.uint8)], axis=-1)
 
-        sketches = {}
-        for tau, sketch in task.sketches.items():
+        sketches: dict[int, np.ndarray] = {}
+        sketch_taus: dict[int, float] = {}
+        for tau, sketch in sorted(task.sketches.items()):
             if sketch.shape[:2] != key_a.shape[:2]:
                 raise EngineError(
                     f"sketch at tau {tau:.3f} is {sketch.shape[1]}x{sketch.shape[0]}, the keyframes are {width}x{height}"
                 )
-            sketches[nearest_model_frame(tau, t)] = fit.to_canvas(sketch, pad="zero")
+            model_frame = nearest_model_frame(tau, t)
+            if model_frame in sketch_taus:
+                task.warnings.append(
+                    f"the sketches at {sketch_taus[model_frame]:.0%} and {tau:.0%} of the way between the keys "
+                    f"both land on model frame {model_frame} of {t}; only the one at {tau:.0%} is used"
+                )
+            sketch_taus[model_frame] = tau
+            sketches[model_frame] = fit.to_canvas(sketch, pad="zero")
 
         settings = task.settings
         passes = 1 + (self._extra_passes_needed(taus) if settings.preset == "quality" else 0)

@@ -6,6 +6,8 @@ keying back) and the peak GPU memory:
 - parity: the original's computation (two UNet calls per step, T frames VAE-encoded);
 - lean: the "fast" preset (cond and uncond in one batched UNet call, only the two keys encoded);
 - low-vram: parity numbers with parts moved to the GPU only while they run and chunked attention.
+Each mode runs without sketches and, with --sketches (default on), again with sketches on four
+in-betweens, so the per-frame sketch encoder's cost reads as the difference.
 
     .venv/bin/python bench/gpu_tooncrafter.py [--steps 50] [--precision fp16] [--modes parity,lean,low-vram]
 
@@ -54,15 +56,37 @@ def build_random_model(dtype: torch.dtype):
     return model.cast_weights(dtype).eval().requires_grad_(False)
 
 
-def run_mode(model, name: str, steps: int, precision: str) -> dict:
+def build_random_sketch_encoder(dtype: torch.dtype):
+    from engine.tooncrafter.sketch_encoder import SketchEncoder
+
+    torch.manual_seed(1)
+    with torch.device("cuda"):
+        encoder = SketchEncoder()
+    return encoder.to(dtype).eval().requires_grad_(False)
+
+
+def sketch(cx: float) -> np.ndarray:
+    """A rough dark circle on white, as an artist's guidance sketch."""
+    image = np.full((320, 512, 4), 255, np.uint8)
+    yy, xx = np.mgrid[:320, :512]
+    ring = np.abs(np.sqrt((xx - cx) ** 2 + (yy - 160) ** 2) - 60) < 2
+    image[ring, :3] = 40
+    return image
+
+
+def run_mode(model, name: str, steps: int, precision: str, sketch_encoder=None) -> dict:
     from engine.backends.tooncrafter import ToonCrafterBackend
 
     settings = GenerationSettings(backend="tooncrafter", steps=steps, precision=precision, device="cuda", **MODES[name])
     backend = ToonCrafterBackend(settings, model=model)
+    sketches = {}
+    if sketch_encoder is not None:
+        backend.sketch_encoder = sketch_encoder
+        sketches = {k / 15: sketch(140 + (372 - 140) * k / 15) for k in (3, 6, 9, 12)}
     torch.cuda.synchronize()
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
-    task = InbetweenTask(keyframe(140), keyframe(372), [k / 15 for k in range(1, 15)], settings)
+    task = InbetweenTask(keyframe(140), keyframe(372), [k / 15 for k in range(1, 15)], settings, sketches=sketches)
     marks: list[tuple[str, float]] = []
 
     def progress(stage: str, fraction: float, message: str) -> None:
@@ -75,7 +99,7 @@ def run_mode(model, name: str, steps: int, precision: str) -> dict:
     total = time.perf_counter() - start
     step_times = [b[1] - a[1] for a, b in zip(marks, marks[1:]) if b[0].startswith("denoise") and a[0].startswith("denoise")]
     return {
-        "mode": name,
+        "mode": name + (" + sketches" if sketches else ""),
         "precision": precision,
         "steps": steps,
         "seconds_per_step": statistics.median(step_times[1:] or step_times),
@@ -91,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--precision", choices=("fp16", "bf16", "fp32"), default="fp16")
     parser.add_argument("--modes", default="parity,lean,low-vram")
     parser.add_argument("--warmup-steps", type=int, default=2, help="a short untimed pass first (kernels, caches)")
+    parser.add_argument("--no-sketches", action="store_true", help="skip the runs with sketch guidance")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
@@ -108,12 +133,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"built the full-size model with random weights in {time.perf_counter() - t0:.1f} s", flush=True)
     if args.warmup_steps:
         run_mode(model, modes[0], args.warmup_steps, args.precision)
+    encoder = None if args.no_sketches else build_random_sketch_encoder(dtype)
+    runs = [(name, None) for name in modes] + ([(name, encoder) for name in modes] if encoder is not None else [])
     results = []
-    for name in modes:
-        result = run_mode(model, name, args.steps, args.precision)
+    for name, sketch_encoder in runs:
+        result = run_mode(model, name, args.steps, args.precision, sketch_encoder)
         results.append(result)
         print(
-            f"{name:<9} {result['seconds_per_step']:.3f} s/step   {result['end_to_end_seconds']:.1f} s for "
+            f"{result['mode']:<20} {result['seconds_per_step']:.3f} s/step   {result['end_to_end_seconds']:.1f} s for "
             f"{result['frames']} frames at 512x320 ({args.steps} steps)   peak VRAM {result['peak_vram_gib']:.1f} GiB",
             flush=True,
         )

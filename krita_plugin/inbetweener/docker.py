@@ -340,7 +340,9 @@ class InbetweenPanel(QtWidgets.QWidget):
         _, exposure = segments.DRAWING_MODES[self.mode_combo.currentIndex()]
         spacing = self.spacing_combo.currentData()
         if spacing == "custom":
-            spacing = planning.parse_spacing(self.chart_edit.text() or "0.5")
+            if not self.chart_edit.text().strip():
+                raise planning.PlanningError("type the timing chart: one fraction in (0, 1) per in-between, e.g. 0.1, 0.4, 0.8")
+            spacing = planning.parse_spacing(self.chart_edit.text())
         if exposure is None:
             return segments.Timing(exposure=1, count=self.count_spin.value(), spacing=spacing)
         return segments.Timing(exposure=exposure, spacing=spacing)

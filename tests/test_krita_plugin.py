@@ -588,3 +588,69 @@ def test_pyinstaller_spec_and_the_bundled_engine_launcher():
     )
     assert out.returncode == 0, out.stderr
     assert "usage: inbetween serve" in out.stdout
+
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+PANEL_SCRIPT = r"""
+import sys, time, types
+sys.path[:0] = [sys.argv[1], sys.argv[2]]
+from PyQt5 import QtCore, QtWidgets
+app = QtWidgets.QApplication([])
+krita = types.ModuleType("krita")
+krita.qVersion = QtCore.qVersion
+krita.DockWidget = QtWidgets.QDockWidget
+class Krita:
+    settings = {}
+    def readSetting(self, group, name, default): return self.settings.get((group, name), default)
+    def writeSetting(self, group, name, value): self.settings[(group, name)] = value
+    def activeDocument(self): return None
+krita.Krita = types.SimpleNamespace(instance=Krita)
+sys.modules["krita"] = krita
+from inbetweener import docker
+panel = docker.InbetweenPanel(app=Krita())
+def settle(until):
+    for _ in range(200):
+        app.processEvents()
+        if until(): return
+        time.sleep(0.02)
+panel.refresh()
+print("refused:", panel.generate(None), panel.status_label.text())
+settle(lambda: "checking" not in panel.engine_label.text())
+print("engine:", panel.engine_label.text())
+panel.spacing_combo.setCurrentIndex(panel.spacing_combo.findData("custom"))
+try:
+    panel.timing()
+except ValueError as exc:
+    print("chart:", exc)
+panel.chart_edit.setText("0.2, 0.7")
+panel.mode_combo.setCurrentIndex(3)
+panel.count_spin.setValue(2)
+print("timing:", panel.timing())
+panel.python_edit.setText("/nowhere/python")
+panel.check_engine(start=True)
+settle(lambda: "starting" not in panel.engine_label.text())
+print("start:", panel.engine_label.text())
+print("saved:", Krita.settings[("inbetweener", "engine_python")])
+"""
+
+
+@pytest.mark.skipif(
+    subprocess.run([SYSTEM_PYTHON, "-c", "import PyQt5.QtWidgets"], capture_output=True).returncode != 0
+    if Path(SYSTEM_PYTHON).exists() else True,
+    reason="the docker needs PyQt5 (Krita's binding): apt-get install -y python3-pyqt5",
+)
+def test_docker_panel_refuses_reports_the_engine_and_reads_its_timing(tmp_path):
+    env = {**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen", "INBETWEENER_STATE_DIR": str(tmp_path)}
+    env.pop("PYTHONPATH", None)
+    out = subprocess.run(
+        [SYSTEM_PYTHON, "-c", PANEL_SCRIPT, str(REPO / "krita_plugin"), str(REPO)],
+        capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = dict(line.split(": ", 1) for line in out.stdout.strip().splitlines())
+    assert lines["refused"] == "False Open a document first: in-betweens are drawn from its animation timeline"
+    assert lines["engine"] == "not running (it starts when you generate, or press Start)"
+    assert lines["chart"].startswith("type the timing chart")
+    assert lines["timing"] == "Timing(exposure=1, count=2, spacing=(0.2, 0.7))"
+    assert lines["start"] == "problem: Engine Python /nowhere/python does not exist: fix it in the Inbetweener docker"
+    assert lines["saved"] == "/nowhere/python"

@@ -66,7 +66,7 @@ KNOWN_FILES: dict[str, KnownFile] = {
             "tooncrafter_512_interp-fp16.safetensors",
             "https://huggingface.co/Kijai/DynamiCrafter_pruned/resolve/main/tooncrafter_512_interp-fp16.safetensors",
             "tooncrafter_pruned",
-            "kijai's fp16 repackaging without the CLIP towers; needs `clip` too (~3.2 GB)",
+            "kijai's fp16 repackaging (the file's keys decide: without the CLIP towers it also needs `clip`)",
         ),
         KnownFile(
             "sketch-encoder-fp16",

@@ -239,6 +239,8 @@ class InbetweenPanel(QtWidgets.QWidget):
 
     def refresh(self) -> None:
         """Re-read the layer lists (keeping the picked layers) and the keys' segments."""
+        if not self._engine_checked:
+            self.check_engine(start=False)
         doc = self.document()
         keep_key, keep_sketch = self.key_combo.currentData(), self.sketch_combo.currentData()
         self.key_combo.clear()
@@ -263,8 +265,6 @@ class InbetweenPanel(QtWidgets.QWidget):
         self._select_data(self.sketch_combo, keep_sketch)
         self.rescan()
         self._refresh_takes()
-        if not self._engine_checked:
-            self.check_engine(start=False)
 
     def select_layers(self, key_uid: str, sketch_uid: str | None = None) -> None:
         self._select_data(self.key_combo, key_uid)

@@ -134,6 +134,7 @@ def prepare_take(
 ) -> TakeRequest:
     """Check and read everything one take needs. `picked` lists segments as (start, end) key frames;
     None means every segment that can be generated."""
+    document.check_document(doc)
     if key_layer is None:
         raise document.DocumentError("Pick the layer that holds the keyframes")
     if sketch_layer is not None and document.node_uid(sketch_layer) == document.node_uid(key_layer):

@@ -242,3 +242,17 @@ def test_the_server_exits_when_its_parent_dies(tmp_path):
         if parent.poll() is None:
             parent.kill()
         parent.wait()
+
+
+def test_bundled_app_starts_the_engine_with_its_inbetween_launcher(tmp_path, monkeypatch):
+    from engine.core import client as client_module
+
+    app = tmp_path / "inbetween-studio"
+    launcher = tmp_path / "inbetween"
+    app.write_text("")
+    assert client_module.default_engine_python() == sys.executable
+    monkeypatch.setattr(client_module.sys, "frozen", True, raising=False)
+    monkeypatch.setattr(client_module.sys, "executable", str(app))
+    assert client_module.default_engine_python() == str(app)  # no launcher: fall back, the log will say why
+    launcher.write_text("")
+    assert client_module.default_engine_python() == str(launcher)

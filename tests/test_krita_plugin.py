@@ -11,6 +11,7 @@ import ast
 import importlib
 import io
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -634,13 +635,15 @@ print("saved:", Krita.settings[("inbetweener", "engine_python")])
 """
 
 
-@pytest.mark.skipif(
-    subprocess.run([SYSTEM_PYTHON, "-c", "import PyQt5.QtWidgets"], capture_output=True).returncode != 0
-    if Path(SYSTEM_PYTHON).exists() else True,
-    reason="the docker needs PyQt5 (Krita's binding): apt-get install -y python3-pyqt5",
-)
+def _system_pyqt5() -> bool:
+    if not Path(SYSTEM_PYTHON).exists():
+        return False
+    return subprocess.run([SYSTEM_PYTHON, "-c", "import PyQt5.QtWidgets"], capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(not _system_pyqt5(), reason="the docker needs PyQt5 (Krita's binding): apt-get install -y python3-pyqt5")
 def test_docker_panel_refuses_reports_the_engine_and_reads_its_timing(tmp_path):
-    env = {**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen", "INBETWEENER_STATE_DIR": str(tmp_path)}
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "INBETWEENER_STATE_DIR": str(tmp_path)}
     env.pop("PYTHONPATH", None)
     out = subprocess.run(
         [SYSTEM_PYTHON, "-c", PANEL_SCRIPT, str(REPO / "krita_plugin"), str(REPO)],

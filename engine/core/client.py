@@ -346,6 +346,17 @@ def _log_tail(path: Path | None, lines: int = 15) -> str:
     return ("\n" + "\n".join(text[-lines:])) if text else ""
 
 
+def default_engine_python() -> str:
+    """The program that runs `-m engine`: this interpreter, or in a PyInstaller bundle (where
+    sys.executable is the app itself) the bundled `inbetween` executable beside it, which accepts
+    a leading `-m engine`."""
+    if getattr(sys, "frozen", False):
+        launcher = Path(sys.executable).with_name("inbetween.exe" if sys.platform == "win32" else "inbetween")
+        if launcher.exists():
+            return str(launcher)
+    return sys.executable
+
+
 def start_local_server(
     python: str | None = None,
     port: int = 0,
@@ -368,7 +379,7 @@ def start_local_server(
     folder = Path(state_dir) if state_dir else protocol.state_dir()
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     log_path = Path(log_path) if log_path else folder / "server.log"
-    command = [python or sys.executable, "-m", "engine", "serve", "--port", str(int(port)), "--host", host,
+    command = [python or default_engine_python(), "-m", "engine", "serve", "--port", str(int(port)), "--host", host,
                "--exit-with-stdin", "--state-dir", str(folder), *extra_args]
     child_env = dict(os.environ if env is None else env)
     child_env["PYTHONUNBUFFERED"] = "1"

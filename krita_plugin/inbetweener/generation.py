@@ -202,12 +202,13 @@ def build_jobs(request: TakeRequest) -> list[dict]:
     """One engine job per run of neighbouring segments."""
     settings = asdict(request.settings)
     jobs = []
-    encoded: dict[int, bytes] = {}
+    encoded: dict[tuple[int, int], bytes] = {}
 
     def png(frame: int, store: dict[int, bytes]) -> bytes:
-        if frame not in encoded:
-            encoded[frame] = pixels.bgra_png(store[frame], request.width, request.height)
-        return encoded[frame]
+        """Encode each picture once."""
+        if (id(store), frame) not in encoded:
+            encoded[id(store), frame] = pixels.bgra_png(store[frame], request.width, request.height)
+        return encoded[id(store), frame]
 
     for run in segments.runs(request.segments):
         keys = [run[0].start] + [s.end for s in run]

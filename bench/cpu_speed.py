@@ -106,7 +106,8 @@ def main() -> None:
           f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
     for r in results:
         print(f"  {r['inbetweens_per_segment']:2d} in-between(s)/segment: {r['inbetweens_per_s']:6.2f} in-betweens/s "
-              f"(median {r['median_s_per_segment'] * 1000:.0f} ms per segment, best {r['min_s_per_segment'] * 1000:.0f} ms, "
+              f"(median {r['median_s_per_segment'] * 1000:.0f} ms per segment, "
+              f"best {r['min_s_per_segment'] * 1000:.0f} ms, "
               f"process CPU time {r['median_cpu_s_per_segment'] * 1000:.0f} ms, {r['reps']} reps)")
     print(f"  load average while measuring: {os.getloadavg()[0]:.2f} (other processes share these cores)")
     print(json.dumps({"variant": args.variant, "scale": args.scale, "preset": args.preset,

@@ -108,7 +108,7 @@ def main() -> None:
     ap.add_argument("--reference-arithmetic", action="store_true",
                     help="4.25: the released code's arithmetic (every level at full size) instead of the default")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own choice)")
-    ap.add_argument("--out", type=Path, help="prediction root (default out/bench/quality/<variant>_s<scale>_<preset>...)")
+    ap.add_argument("--out", type=Path, help="prediction root (default: out/bench/quality/<configuration>)")
     args = ap.parse_args()
 
     if args.threads:

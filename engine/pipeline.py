@@ -30,6 +30,10 @@ from .core.planning import PlanningError, frame_assignments, plan_timeline
 from .imaging import check_rgba, fit_into, is_blank, size_of
 
 
+class TimingError(EngineError):
+    """The keys' positions, count, spacing or exposure cannot be planned (a PlanningError)."""
+
+
 def build_request(
     keyframes: Sequence[Keyframe],
     *,
@@ -70,7 +74,7 @@ def build_request(
     try:
         segments = plan_timeline([k.frame for k in keyframes], exposure=exposure, spacing=spacing, count=count)
     except PlanningError as exc:
-        raise EngineError(str(exc)) from None
+        raise TimingError(str(exc)) from None
 
     if only_segments is not None:
         only_segments = sorted(set(only_segments))

@@ -7,10 +7,13 @@ and quality.
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 from ..api import Backend, CancelToken, EngineError, GenerationSettings, InbetweenTask, ProgressFn
 from ..rife.interpolator import RifeConfig, RifeInterpolator
+from ..rife.motion import flow_scale_for
 from ..rife.variants import VARIANTS
 from ..rife.weights import locate
 
@@ -46,21 +49,34 @@ class RifeBackend(Backend):
     name = "rife"
 
     def __init__(self, settings: GenerationSettings, config: RifeConfig | None = None) -> None:
+        """With no explicit config the flow scale follows each segment's motion (engine/rife/motion.py)."""
+        self.adaptive_scale = config is None
         self.config = config or config_for(settings)
         self.interpolator = RifeInterpolator(self.config)
+        self._by_scale = {self.config.scale: self.interpolator}
+        self.last_scale = self.config.scale
+
+    def _interpolator_for(self, task: InbetweenTask) -> RifeInterpolator:
+        scale = flow_scale_for(task.key_start, task.key_end) if self.adaptive_scale else self.config.scale
+        if scale not in self._by_scale:
+            self._by_scale[scale] = RifeInterpolator(dataclasses.replace(self.config, scale=scale))
+        self.last_scale = scale
+        return self._by_scale[scale]
 
     def interpolate(self, task: InbetweenTask, progress: ProgressFn, cancel: CancelToken) -> list:
         taus = list(task.taus)
         cancel.check()
         progress("encode", 0.0, "preparing the keyframes")
-        segment = self.interpolator.prepare(task.key_start, task.key_end)
+        interpolator = self._interpolator_for(task)
+        segment = interpolator.prepare(task.key_start, task.key_end)
         fast = task.settings.preset == "fast"
         images = []
         for i, tau in enumerate(taus):
             cancel.check()
-            images.append(self.interpolator.inbetween(segment, tau, fast=fast))
+            images.append(interpolator.inbetween(segment, tau, fast=fast))
             progress("post", (i + 1) / len(taus), f"in-between {i + 1}/{len(taus)} (tau {tau:.3f})")
         return images
 
     def describe(self) -> dict:
-        return {"backend": self.name, **self.interpolator.describe()}
+        return {"backend": self.name, **self.interpolator.describe(), "rife_scale": self.last_scale,
+                "rife_scale_adaptive": self.adaptive_scale}

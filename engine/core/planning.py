@@ -99,7 +99,7 @@ def check_count(count: int) -> None:
         raise PlanningError(f"in-between count must be at least 1, got {count}")
     if count > MAX_INBETWEENS_PER_SEGMENT:
         raise PlanningError(
-            f"in-between count {count} is more than {MAX_INBETWEENS_PER_SEGMENT} per segment; "
+            f"in-between count {count} is more than {MAX_INBETWEENS_PER_SEGMENT} in-betweens per segment; "
             "add a breakdown keyframe instead"
         )
 

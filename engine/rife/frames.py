@@ -45,7 +45,7 @@ def pick_backdrop(*images: np.ndarray, sample: int = 65536) -> np.ndarray:
 
 def to_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
     """uint8 (H, W, C) to float (1, C, H, W) in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1).unsqueeze(0).float() / 255.0
+    return torch.from_numpy(np.array(image, dtype=np.uint8)).to(device).permute(2, 0, 1).unsqueeze(0).float() / 255.0
 
 
 @dataclass

@@ -41,7 +41,8 @@ class FlowBlockHD(nn.Module):
         super().__init__()
         self.conv0 = nn.Sequential(conv_prelu(in_channels, channels // 2, 2), conv_prelu(channels // 2, channels, 2))
         for i in range(4):
-            self.add_module(f"convblock{i}", nn.Sequential(conv_prelu(channels, channels), conv_prelu(channels, channels)))
+            residual = nn.Sequential(conv_prelu(channels, channels), conv_prelu(channels, channels))
+            self.add_module(f"convblock{i}", residual)
         self.conv1 = upsample_head(channels, 4)
         self.conv2 = upsample_head(channels, 1)
 

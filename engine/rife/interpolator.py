@@ -40,7 +40,7 @@ class RifeConfig:
     device: str = "cpu"
     bisection_interval: float = 1.0 / 8.0  # HDv3 only: see the module docstring
     # 4.25 only: True repeats the released code's arithmetic to the last bit (every pyramid level
-    # warps full-size keys); False runs each level at its own size, a third faster, same scores.
+    # warps full-size keys); False runs each level at its own size: ~30 % faster, same scores.
     reference_arithmetic: bool = False
 
     def __post_init__(self) -> None:
@@ -152,10 +152,11 @@ class RifeInterpolator:
         return backward_warp(carried_lo, flow_lo) * weight + backward_warp(carried_hi, flow_hi) * (1 - weight)
 
     def describe(self) -> dict:
+        weights = self.variant.weights
         return {
             "rife_variant": self.variant.name,
-            "rife_weights": f"{self.variant.weights.distribution}=={self.variant.weights.version}:{self.variant.weights.path}",
-            "rife_weights_sha256": self.variant.weights.sha256,
+            "rife_weights": f"{weights.distribution}=={weights.version}:{weights.path}",
+            "rife_weights_sha256": weights.sha256,
             "rife_scale": self.config.scale,
             "rife_reference_arithmetic": self.config.reference_arithmetic,
         }

@@ -33,13 +33,16 @@ def backward_warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """Sample `image` (N, C, H, W) at each pixel plus `flow` (N, 2, H, W, in pixels, x then y)."""
     n, _, h, w = flow.shape
     grid = identity_grid(n, h, w, flow.device, flow.dtype)
-    offset = torch.cat([flow[:, 0:1] / ((image.shape[3] - 1.0) / 2.0), flow[:, 1:2] / ((image.shape[2] - 1.0) / 2.0)], 1)
+    half_width, half_height = (image.shape[3] - 1.0) / 2.0, (image.shape[2] - 1.0) / 2.0
+    offset = torch.cat([flow[:, 0:1] / half_width, flow[:, 1:2] / half_height], 1)
     return F.grid_sample(
         image, (grid + offset).permute(0, 2, 3, 1), mode="bilinear", padding_mode="border", align_corners=True
     )
 
 
-def blend_warped(key_a: torch.Tensor, key_b: torch.Tensor, flow: torch.Tensor, mask_logit: torch.Tensor) -> torch.Tensor:
+def blend_warped(
+    key_a: torch.Tensor, key_b: torch.Tensor, flow: torch.Tensor, mask_logit: torch.Tensor
+) -> torch.Tensor:
     """The in-between: both keys warped by their halves of `flow`, mixed by the sigmoid of the fusion mask.
 
     Any channels ride along (RGB, or premultiplied RGB plus alpha), as long as the flow and the mask

@@ -232,7 +232,7 @@ def explicit_segments(key_frames: list[int], placements: list[InbetweenPlacement
 
 def job_to_request(job: Job) -> GenerationRequest:
     """Decoded images + settings + timing -> the pipeline's request (planned by build_request)."""
-    from ..pipeline import build_request
+    from ..pipeline import TimingError, build_request
 
     if job.timing is not None and job.inbetweens is not None:
         raise JobInputError("inbetweens", "give either timing or inbetweens, not both")
@@ -260,7 +260,9 @@ def job_to_request(job: Job) -> GenerationRequest:
             only_segments=job.segments,
             fit=job.fit,
         )
-    except (EngineError, PlanningError) as exc:
+    except (TimingError, PlanningError) as exc:
+        raise JobInputError("timing", str(exc)) from None
+    except EngineError as exc:
         raise JobInputError("", str(exc)) from None
     if job.inbetweens is not None:
         segments = explicit_segments([k.frame for k in request.keyframes], job.inbetweens)

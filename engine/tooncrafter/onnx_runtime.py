@@ -141,13 +141,20 @@ _NUMPY_TYPES = {
 class GraphSession:
     """One ONNX file in an onnxruntime session, fed and read as torch tensors by name."""
 
-    def __init__(self, path: Path, interface: GraphInterface, providers: Sequence[str] | None = None) -> None:
+    def __init__(
+        self, path: Path, interface: GraphInterface, providers: Sequence[str] | None = None, precision: str = "fp32"
+    ) -> None:
         import onnxruntime as ort
 
         if not path.is_file():
             raise OnnxExportError(f"{path} is missing from the ONNX export folder (export it again)")
+        options = ort.SessionOptions()
+        if precision == "fp16":
+            # onnxruntime 1.32's CPU layout optimisations (the level above EXTENDED) crash the process
+            # on these float16 graphs; EXTENDED keeps every fusion and runs them.
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
         try:
-            self.session = ort.InferenceSession(str(path), providers=list(providers or default_providers()))
+            self.session = ort.InferenceSession(str(path), options, providers=list(providers or default_providers()))
         except Exception as exc:  # onnxruntime raises its own exception types for unreadable files
             raise OnnxExportError(f"onnxruntime cannot load {path}: {exc}") from None
         self.path = path
@@ -412,7 +419,7 @@ class OnnxToonCrafter:
         def session(name: str) -> GraphSession | None:
             if name not in graphs:
                 return None
-            return GraphSession(self.folder / interfaces[name].file, interfaces[name], self.providers)
+            return GraphSession(self.folder / interfaces[name].file, interfaces[name], self.providers, self.precision)
 
         self.unet = OnnxUNet(session("unet"), session("unet_sketch"), config)
         sketch = session("sketch_encoder")

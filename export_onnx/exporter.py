@@ -15,6 +15,7 @@ the manifest is written last, so a folder with a manifest is always complete.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import os
 import tempfile
@@ -173,6 +174,23 @@ def _attention_fast_path(enabled: bool) -> Iterator[None]:
         torch.backends.mha.set_fastpath_enabled(before)
 
 
+def dynamic_shapes(spec: GraphSpec) -> tuple | None:
+    """The spec's dynamic input axes in torch.export's form: positional, the adapter's trailing
+    `*tensors` as one nested tuple, each dynamic axis left for torch.export to bound (Dim.AUTO)."""
+    if not spec.dynamic_axes:
+        return None
+    per_input = [
+        {axis: torch.export.Dim.AUTO for axis in spec.dynamic_axes.get(name, {})} or None
+        for name in spec.interface.inputs
+    ]
+    params = list(inspect.signature(spec.module.forward).parameters.values())
+    fixed = [p for p in params if p.kind is not inspect.Parameter.VAR_POSITIONAL]
+    shapes = per_input[: len(fixed)]
+    if len(per_input) > len(fixed):
+        shapes.append(tuple(per_input[len(fixed) :]))
+    return tuple(shapes)
+
+
 def trace_graph(spec: GraphSpec, path: Path, settings: ExportSettings) -> None:
     """Run torch.onnx.export for one spec into `path` (weights may land beside it)."""
     module = spec.module.eval()
@@ -187,7 +205,7 @@ def trace_graph(spec: GraphSpec, path: Path, settings: ExportSettings) -> None:
         else:
             program = torch.onnx.export(
                 module, spec.example, dynamo=True, opset_version=settings.opset,
-                dynamic_axes=spec.dynamic_axes or None, **names,
+                dynamic_shapes=dynamic_shapes(spec), **names,
             )
             program.save(str(path), external_data=weight_bytes(module) > settings.external_data_threshold)
 

@@ -48,9 +48,12 @@ def instance_key(settings: GenerationSettings) -> tuple:
 class RifeBackend(Backend):
     name = "rife"
 
-    def __init__(self, settings: GenerationSettings, config: RifeConfig | None = None) -> None:
-        """With no explicit config the flow scale follows each segment's motion (engine/rife/motion.py)."""
-        self.adaptive_scale = config is None
+    def __init__(
+        self, settings: GenerationSettings, config: RifeConfig | None = None, adaptive_scale: bool | None = None
+    ) -> None:
+        """The flow scale follows each segment's motion (engine/rife/motion.py) unless a config is given
+        (then config.scale is used as is) or adaptive_scale says otherwise."""
+        self.adaptive_scale = config is None if adaptive_scale is None else adaptive_scale
         self.config = config or config_for(settings)
         self.interpolator = RifeInterpolator(self.config)
         self._by_scale = {self.config.scale: self.interpolator}

@@ -102,8 +102,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="only the non-overlapping `quick` cases")
     ap.add_argument("--gaps", type=int, nargs="*", help="only these gaps (2, 4, 8)")
     ap.add_argument("--variant", choices=sorted(VARIANTS), default=DEFAULT_VARIANT)
-    ap.add_argument("--scale", default="auto", choices=["auto", *map(str, SCALES)],
-                    help="RIFE flow scale; auto (the product default) follows each pair's travel")
+    ap.add_argument("--scale", type=float, choices=SCALES, default=1.0)
+    ap.add_argument("--no-align", action="store_true", help="skip the alignment of long travels (engine/rife/motion.py)")
     ap.add_argument("--preset", choices=("parity", "fast", "quality"), default="parity",
                     help="generation preset: `fast` skips RIFE 4.25's full-size flow level")
     ap.add_argument("--reference-arithmetic", action="store_true",
@@ -119,13 +119,12 @@ def main() -> None:
         sys.exit(f"{triplets} is missing: the cartoon evaluation set sits in shared/ beside the repository")
     spec = json.loads(triplets.read_text())
     cases = [c for c in spec["cases"] if (not args.quick or c["quick"]) and (not args.gaps or c["gap"] in args.gaps)]
-    adaptive = args.scale == "auto"
-    tag = (f"{args.variant}_s{args.scale}_{args.preset}" + ("_ref" if args.reference_arithmetic else "")
+    tag = (f"{args.variant}_s{args.scale:g}_{args.preset}" + ("_noalign" if args.no_align else "") + ("_ref" if args.reference_arithmetic else "")
            + ("_quick" if args.quick else ""))
     pred_root = args.out or REPO / "out" / "bench" / "quality" / tag
 
-    config = RifeConfig(args.variant, 1.0 if adaptive else float(args.scale), reference_arithmetic=args.reference_arithmetic)
-    backend = RifeBackend(GenerationSettings(backend="rife", device="cpu"), config, adaptive_scale=adaptive)
+    config = RifeConfig(args.variant, args.scale, reference_arithmetic=args.reference_arithmetic)
+    backend = RifeBackend(GenerationSettings(backend="rife", device="cpu"), config, align_long_travels=not args.no_align)
     print(f"RIFE {args.variant} scale {args.scale}: {len(cases)} cases -> {pred_root}", flush=True)
     frames, seconds = predict(cases, triplets.parent, pred_root, backend, args.preset)
     result = score(triplets, pred_root, args.quick, args.gaps)

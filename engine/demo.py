@@ -42,11 +42,15 @@ def run_shot(shot: DemoShot, out_root: Path, settings: GenerationSettings) -> Pa
     keyframes = [Keyframe(f, read_image(folder / name), str(folder / name)) for f, name in zip(shot.key_frames, shot.keys)]
     request = build_request(keyframes, exposure=shot.exposure, spacing=shot.spacing, settings=settings)
 
+    live = sys.stderr.isatty()
+
     def progress(stage: str, fraction: float, message: str) -> None:
-        print(f"\r  {shot.folder}: {fraction * 100:5.1f}% {message}"[:100].ljust(100), end="", file=sys.stderr)
+        if live:
+            print(f"\r  {shot.folder}: {fraction * 100:5.1f}% {message}"[:100].ljust(100), end="", file=sys.stderr)
 
     result = generate(request, progress=progress)
-    print(file=sys.stderr)
+    if live:
+        print(file=sys.stderr)
     frames = [result.frames[f] for f in sorted(result.frames)]
     out_dir = out_root / shot.folder
     sequence = exports.SequenceOptions(name=shot.folder, overwrite=True)

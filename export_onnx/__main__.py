@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--check-only", action="store_true", help="check an existing export folder, export nothing")
     parser.add_argument("--tolerance", type=float, default=None, help="override the check's max abs difference")
     parser.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto", help="onnxruntime provider for the check")
+    parser.add_argument("--reference-device", default="cpu", help="torch device of the check's PyTorch side (cpu, cuda)")
     parser.add_argument("--force", action="store_true", help="replace an existing export in OUT")
     return parser
 
@@ -87,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             check=args.check or args.check_only,
             providers=providers_for(args.provider),
             tolerance=args.tolerance,
+            reference_device=args.reference_device,
         )
         precision = "fp16" if args.fp16 else "fp32"
         if args.check_only:

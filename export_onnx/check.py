@@ -67,10 +67,12 @@ def _max_diff(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
     return max(float((x.float() - y.float()).abs().max()) for x, y in zip(a, b, strict=True))
 
 
-def check_input_set(session: GraphSession, spec: GraphSpec, input_set: InputSet, precision: str, override: float | None) -> CheckResult:
+def check_input_set(
+    session: GraphSession, spec: GraphSpec, input_set: InputSet, precision: str, override: float | None, device: torch.device
+) -> CheckResult:
     with torch.no_grad():
-        expected = spec.module(*input_set.inputs)
-    expected = list(expected) if isinstance(expected, tuple) else [expected]
+        expected = spec.module(*(t.to(device) for t in input_set.inputs))
+    expected = [t.cpu() for t in (expected if isinstance(expected, tuple) else (expected,))]
     got = session.run(**dict(zip(spec.interface.inputs, input_set.inputs)))
     shapes_differ = [n for n, e, g in zip(spec.interface.outputs, expected, got) if tuple(e.shape) != tuple(g.shape)]
     diff = float("inf") if shapes_differ else _max_diff(got, expected)
@@ -86,7 +88,16 @@ def check_input_set(session: GraphSession, spec: GraphSpec, input_set: InputSet,
 
 
 def check_graph(folder: str | Path, spec: GraphSpec, precision: str, settings) -> list[CheckResult]:
-    """Every input set of `spec` through the exported file and the PyTorch module."""
+    """Every input set of `spec` through the exported file and the PyTorch module.
+
+    The PyTorch side runs on `settings.reference_device` (CUDA makes checking a full-size float16
+    export practical: float16 on the CPU is very slow in PyTorch) and is put back on the CPU after.
+    """
     session = GraphSession(Path(folder) / spec.interface.file, spec.interface, settings.providers, precision)
     sets = [InputSet("example inputs (traced shapes)", spec.example)] + list(spec.checks)
-    return [check_input_set(session, spec, s, precision, settings.tolerance) for s in sets]
+    device = torch.device(settings.reference_device)
+    spec.module.to(device)
+    try:
+        return [check_input_set(session, spec, s, precision, settings.tolerance, device) for s in sets]
+    finally:
+        spec.module.to("cpu")

@@ -51,6 +51,8 @@ class ExportSettings:
     providers: tuple[str, ...] | None = None
     #: Override of the check's tolerance vs PyTorch (None: 1e-4 for fp32, see check.py for others).
     tolerance: float | None = None
+    #: Where the check runs the PyTorch side ("cpu" or "cuda").
+    reference_device: str = "cpu"
 
     def __post_init__(self) -> None:
         if self.exporter not in EXPORTERS:

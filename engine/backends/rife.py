@@ -7,13 +7,11 @@ and quality.
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 
 from ..api import Backend, CancelToken, EngineError, GenerationSettings, InbetweenTask, ProgressFn
 from ..rife.interpolator import RifeConfig, RifeInterpolator
-from ..rife.motion import flow_scale_for
+from ..rife.motion import shifted, travel_to_align
 from ..rife.variants import VARIANTS
 from ..rife.weights import locate
 
@@ -49,37 +47,35 @@ class RifeBackend(Backend):
     name = "rife"
 
     def __init__(
-        self, settings: GenerationSettings, config: RifeConfig | None = None, adaptive_scale: bool | None = None
+        self, settings: GenerationSettings, config: RifeConfig | None = None, align_long_travels: bool = True
     ) -> None:
-        """The flow scale follows each segment's motion (engine/rife/motion.py) unless a config is given
-        (then config.scale is used as is) or adaptive_scale says otherwise."""
-        self.adaptive_scale = config is None if adaptive_scale is None else adaptive_scale
         self.config = config or config_for(settings)
         self.interpolator = RifeInterpolator(self.config)
-        self._by_scale = {self.config.scale: self.interpolator}
-        self.last_scale = self.config.scale
-
-    def _interpolator_for(self, task: InbetweenTask) -> RifeInterpolator:
-        scale = flow_scale_for(task.key_start, task.key_end) if self.adaptive_scale else self.config.scale
-        if scale not in self._by_scale:
-            self._by_scale[scale] = RifeInterpolator(dataclasses.replace(self.config, scale=scale))
-        self.last_scale = scale
-        return self._by_scale[scale]
+        self.align_long_travels = align_long_travels
+        self.last_alignment: tuple[float, float] | None = None
 
     def interpolate(self, task: InbetweenTask, progress: ProgressFn, cancel: CancelToken) -> list:
+        """Segment work is shared between taus; a long dominant travel is first aligned per tau
+        (engine/rife/motion.py), so the shape is carried along its path instead of fading."""
         taus = list(task.taus)
         cancel.check()
         progress("encode", 0.0, "preparing the keyframes")
-        interpolator = self._interpolator_for(task)
-        segment = interpolator.prepare(task.key_start, task.key_end)
+        travel = travel_to_align(task.key_start, task.key_end) if self.align_long_travels else None
+        self.last_alignment = travel
+        segment = None if travel else self.interpolator.prepare(task.key_start, task.key_end)
         fast = task.settings.preset == "fast"
         images = []
         for i, tau in enumerate(taus):
             cancel.check()
-            images.append(interpolator.inbetween(segment, tau, fast=fast))
+            if travel:
+                dx, dy = travel
+                segment = self.interpolator.prepare(
+                    shifted(task.key_start, tau * dx, tau * dy), shifted(task.key_end, (tau - 1) * dx, (tau - 1) * dy)
+                )
+            images.append(self.interpolator.inbetween(segment, tau, fast=fast))
             progress("post", (i + 1) / len(taus), f"in-between {i + 1}/{len(taus)} (tau {tau:.3f})")
         return images
 
     def describe(self) -> dict:
-        return {"backend": self.name, **self.interpolator.describe(), "rife_scale": self.last_scale,
-                "rife_scale_adaptive": self.adaptive_scale}
+        aligned = None if self.last_alignment is None else [round(v, 1) for v in self.last_alignment]
+        return {"backend": self.name, **self.interpolator.describe(), "rife_aligned_travel": aligned}

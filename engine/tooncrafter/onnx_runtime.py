@@ -27,10 +27,17 @@ import numpy as np
 import torch
 
 from ..api import EngineError
-from .autoencoder import DualRefAutoencoder, DualRefAutoencoderConfig, LatentPosterior, VAEEncoding
-from .autoencoder import keyframe_references, video_references
+from .autoencoder import (
+    DualRefAutoencoder,
+    DualRefAutoencoderConfig,
+    LatentPosterior,
+    VAEEncoding,
+    keyframe_references,
+    video_references,
+)
 from .clip_preprocess import clip_preprocess
 from .config import ToonCrafterConfig
+from .model import KeyframeLatents
 from .resampler import ResamplerConfig
 from .sampler import Conditioning, DDIMSampler
 from .schedule import DiffusionConfig, schedule_buffers
@@ -179,7 +186,7 @@ class GraphSession:
             value = tensors.get(name)
             if value is None:
                 raise ValueError(f"{self.path.name} needs the input {name!r}")
-            feed[name] = np.ascontiguousarray(value.detach().to("cpu").numpy().astype(dtype, copy=False))
+            feed[name] = np.ascontiguousarray(value.detach().cpu().numpy().astype(dtype, copy=False))
         return [torch.from_numpy(np.asarray(out)) for out in self.session.run(None, feed)]
 
 
@@ -407,8 +414,9 @@ class OnnxToonCrafter:
             raise OnnxExportError(f"{self.folder} holds no ToonCrafter export (only {sorted(manifest.get('graphs', {}))})")
         try:
             self.config = config = config_from_dict(manifest["config"])
+            text_length, image_size = int(manifest["text_context_length"]), int(manifest["clip_image_size"])
         except (KeyError, TypeError, ValueError) as exc:
-            raise OnnxExportError(f"{self.folder / MANIFEST_NAME} has an unusable model config: {exc}") from None
+            raise OnnxExportError(f"{self.folder / MANIFEST_NAME} has an unusable model config: {exc!r}") from None
         graphs = manifest.get("graphs", {})
         missing = [name for name in REQUIRED_GRAPHS if name not in graphs]
         if missing:
@@ -425,9 +433,8 @@ class OnnxToonCrafter:
         sketch = session("sketch_encoder")
         self.sketch_encoder = OnnxSketchEncoder(sketch, config) if sketch is not None else None
         self.first_stage_model = OnnxAutoencoder(session("vae_encoder"), session("vae_decoder"), config.first_stage)
-        text = session("clip_text")
-        self.cond_stage_model = OnnxTextEncoder(text, int(manifest.get("text_context_length", 77)))
-        self.embedder = OnnxImageEncoder(session("clip_image"), int(manifest["clip_image_size"]))
+        self.cond_stage_model = OnnxTextEncoder(session("clip_text"), text_length)
+        self.embedder = OnnxImageEncoder(session("clip_image"), image_size)
         self.image_proj_model = OnnxResampler(session("resampler"))
         self._schedule = schedule_buffers(config.diffusion)
 
@@ -451,8 +458,6 @@ class OnnxToonCrafter:
 
     def encode_keyframes(self, first: torch.Tensor, last: torch.Tensor, posterior_noise: torch.Tensor, encode_all_frames: bool = True):
         """As `ToonCrafterModel.encode_keyframes`: c_concat, reference maps and (parity) all latents."""
-        from .model import KeyframeLatents
-
         t = self.config.frames
         vae = self.first_stage_model
         first, last, posterior_noise = (x.float().cpu() for x in (first, last, posterior_noise))

@@ -12,6 +12,7 @@ import random
 
 from qtpy import QtCore, QtWidgets
 
+from engine.core import timing as shared_timing
 from engine.core.planning import PlanningError, spacing_taus
 
 from . import commands
@@ -19,15 +20,9 @@ from .document import Document
 from .project import ProjectError, Timing
 from .timing_chart import TimingChart
 
-DRAWING_MODES = (("on ones", 1), ("on twos", 2), ("on threes", 3), ("exact count", None))
-SPACING_CHOICES = (
-    ("linear", "Even (linear)"),
-    ("ease-in", "Slow out of the first key (ease in)"),
-    ("ease-out", "Slow into the second key (ease out)"),
-    ("ease-in-out", "Slow out and in (ease in-out)"),
-    ("custom", "Custom timing chart"),
-)
-BACKENDS = (("rife", "RIFE (fast, no download)"), ("tooncrafter", "ToonCrafter (generative)"), ("auto", "Auto"))
+DRAWING_MODES = shared_timing.DRAWING_MODES
+SPACING_CHOICES = shared_timing.SPACING_CHOICES
+BACKENDS = shared_timing.BACKEND_CHOICES
 
 
 class GeneratePanel(QtWidgets.QWidget):

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from qtpy import QtCore, QtGui, QtWidgets
 
+from engine.core.planning import PlanningError
+
 from . import commands, importers, storage
 from .canvas import Canvas
 from .document import Document
@@ -463,7 +465,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def _try(self, build) -> bool:
         try:
             self.doc.push(build())
-        except ProjectError as exc:
+        except (ProjectError, PlanningError) as exc:
             self.status(str(exc))
             return False
         return True

@@ -20,13 +20,10 @@ from typing import Iterable
 
 import numpy as np
 
-from engine.core.planning import (
-    PlanningError,
-    SegmentPlan,
-    check_custom_taus,
-    parse_exposure,
-    plan_segment,
-)
+from engine.core.planning import PlanningError, SegmentPlan, plan_segment
+from engine.core.timing import Timing
+
+__all__ = ["Timing"]  # the shared timing choice, re-exported for the desktop's modules
 
 KEY_KINDS = ("key", "breakdown")
 INBETWEEN_STATES = ("generated", "accepted")
@@ -91,39 +88,6 @@ class InbetweenCell:
     segment: tuple[int, int]  # timeline frames of the two keys it sits between
     status: str = "generated"  # "generated" | "accepted"
     provenance: dict = field(default_factory=dict, compare=False)
-
-
-@dataclass(frozen=True)
-class Timing:
-    """How a segment is timed: drawings every `exposure` frames, or exactly `count` of them."""
-
-    exposure: int = 1
-    count: int | None = None
-    spacing: str | tuple[float, ...] = "linear"
-
-    def __post_init__(self) -> None:
-        try:
-            parse_exposure(self.exposure)
-            if not isinstance(self.spacing, str):
-                object.__setattr__(self, "spacing", tuple(float(t) for t in self.spacing))
-                check_custom_taus(self.spacing)
-        except PlanningError as exc:
-            raise ProjectError(str(exc)) from None
-        if self.count is not None and self.count < 1:
-            raise ProjectError(f"in-between count must be at least 1, got {self.count}")
-
-    def to_json(self) -> dict:
-        spacing = self.spacing if isinstance(self.spacing, str) else list(self.spacing)
-        return {"exposure": self.exposure, "count": self.count, "spacing": spacing}
-
-    @classmethod
-    def from_json(cls, data: dict) -> "Timing":
-        spacing = data.get("spacing", "linear")
-        return cls(
-            exposure=int(data.get("exposure", 1)),
-            count=None if data.get("count") is None else int(data["count"]),
-            spacing=spacing if isinstance(spacing, str) else tuple(spacing),
-        )
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.api import EngineError
+from engine.core.planning import PlanningError
 from engine.imaging import decode_png_rgba, encode_png_rgba
 
 from .project import (
@@ -125,14 +126,19 @@ def project_from_manifest(manifest: dict, read_file, where: str) -> Project:
             raise ProjectError(f"{where} is missing {name} (frame {entry['frame']})") from None
         return Drawing(decode_png(data, f"{where}/{name}"))
 
+    try:
+        timing = Timing.from_json(manifest.get("timing", {}))
+        segment_timing = {int(f): Timing.from_json(t) for f, t in manifest.get("segment_timing", {}).items()}
+    except (PlanningError, TypeError, ValueError) as exc:
+        raise ProjectError(f"{where}: bad timing in the project manifest ({exc})") from None
     project = Project(
         name=manifest.get("name", "Untitled"),
         fps=int(manifest.get("fps", 12)),
         size=tuple(manifest["size"]) if manifest.get("size") else None,
         loop=bool(manifest.get("loop", True)),
         playback=tuple(manifest["playback"]) if manifest.get("playback") else None,
-        timing=Timing.from_json(manifest.get("timing", {})),
-        segment_timing={int(f): Timing.from_json(t) for f, t in manifest.get("segment_timing", {}).items()},
+        timing=timing,
+        segment_timing=segment_timing,
     )
     project.settings.update(manifest.get("settings", {}))
     for entry in manifest.get("keys", []):

@@ -8,8 +8,8 @@ Either way the code is the standard-library-only package, so it runs in Krita's 
 from __future__ import annotations
 
 try:
-    from .engine_core import client, planning, protocol
+    from .engine_core import client, planning, protocol, timing
 except ImportError:
-    from engine.core import client, planning, protocol
+    from engine.core import client, planning, protocol, timing
 
-__all__ = ["client", "planning", "protocol"]
+__all__ = ["client", "planning", "protocol", "timing"]

@@ -19,17 +19,12 @@ from .import_pacing import paced_import
 from ._qt import QtCore, QtWidgets, Signal
 from ._shared import client as engine_client
 from ._shared import planning
+from ._shared import timing as shared_timing
 
 DOCKER_ID = "inbetweener_docker"
 DOCKER_TITLE = "Inbetweener"
-SPACING_CHOICES = (
-    ("linear", "Even (linear)"),
-    ("ease-in", "Slow out of the first key (ease in)"),
-    ("ease-out", "Slow into the second key (ease out)"),
-    ("ease-in-out", "Slow out and in (ease in-out)"),
-    ("custom", "Custom timing chart"),
-)
-BACKEND_CHOICES = (("auto", "Auto"), ("rife", "RIFE (fast, no download)"), ("tooncrafter", "ToonCrafter (generative)"))
+SPACING_CHOICES = shared_timing.SPACING_CHOICES
+BACKEND_CHOICES = shared_timing.BACKEND_CHOICES
 SPAN_ROLE = QtCore.Qt.ItemDataRole.UserRole
 MAX_SEED = 2**31 - 1
 

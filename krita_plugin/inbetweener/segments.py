@@ -9,51 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._shared import planning
+from ._shared import planning, timing
 
-DRAWING_MODES = (("on ones", 1), ("on twos", 2), ("on threes", 3), ("exact count", None))
+DRAWING_MODES = timing.DRAWING_MODES
 SPACINGS = planning.SPACINGS
-
-
-@dataclass(frozen=True)
-class Timing:
-    """Drawings every `exposure` frames of the gap (count from the gap), or exactly `count` of them,
-    placed in time by `spacing` (a named curve or a timing chart of taus)."""
-
-    exposure: int = 1
-    count: int | None = None
-    spacing: str | tuple[float, ...] = "linear"
-
-    def __post_init__(self) -> None:
-        planning.parse_exposure(self.exposure)
-        if self.count is not None:
-            planning.check_count(self.count)
-        if isinstance(self.spacing, str):
-            object.__setattr__(self, "spacing", planning.parse_spacing(self.spacing))
-        if not isinstance(self.spacing, str):
-            object.__setattr__(self, "spacing", tuple(float(t) for t in self.spacing))
-            planning.check_custom_taus(self.spacing)
-
-    def describe(self) -> str:
-        if self.count:
-            drawings = f"exactly {self.count} in-betweens"
-        else:
-            drawings = {1: "on ones", 2: "on twos", 3: "on threes"}.get(self.exposure, f"every {self.exposure} frames")
-        spacing = self.spacing if isinstance(self.spacing, str) else "chart " + ",".join(f"{t:g}" for t in self.spacing)
-        return f"{drawings}, {spacing}"
-
-    def to_json(self) -> dict:
-        spacing = self.spacing if isinstance(self.spacing, str) else list(self.spacing)
-        return {"exposure": self.exposure, "count": self.count, "spacing": spacing}
-
-    @classmethod
-    def from_json(cls, data: dict) -> "Timing":
-        spacing = data.get("spacing", "linear")
-        return cls(
-            exposure=int(data.get("exposure", 1)),
-            count=None if data.get("count") is None else int(data["count"]),
-            spacing=spacing if isinstance(spacing, str) else tuple(spacing),
-        )
+Timing = timing.Timing
 
 
 @dataclass(frozen=True)

@@ -156,6 +156,9 @@ class GraphSession:
         if not path.is_file():
             raise OnnxExportError(f"{path} is missing from the ONNX export folder (export it again)")
         options = ort.SessionOptions()
+        # Sampling alternates PyTorch steps with graph runs; onnxruntime's worker threads would
+        # otherwise keep spinning after each run and starve PyTorch's threads of the cores.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if precision == "fp16":
             # onnxruntime 1.32's CPU layout optimisations (the level above EXTENDED) crash the process
             # on these float16 graphs; EXTENDED keeps every fusion and runs them.

@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .exporter import EXPORTERS, ExportError, ExportSettings, export_folder, graphs_for
+from .exporter import EXPORTERS, GRAPH_ORDER, ExportError, ExportSettings, export_folder, graphs_for
 from .graphs import PARTS
 
 
@@ -36,7 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--checkpoint", type=Path, help="ToonCrafter weights: model.ckpt or its safetensors repackaging")
     source.add_argument("--tiny-reference", type=Path, help="a reference folder (config.json, weights, cases) for tests")
     parser.add_argument("--clip", type=Path, help="OpenCLIP ViT-H-14 file, for a checkpoint without CLIP towers (fp16 pruned)")
-    parser.add_argument("--sketch-checkpoint", type=Path, help="sketch_encoder.ckpt: also export the sketch encoder and the controlled UNet")
+    parser.add_argument(
+        "--sketch-checkpoint", type=Path, help="sketch_encoder.ckpt: also export the sketch encoder and the controlled UNet"
+    )
     parser.add_argument(
         "--parts", default=None,
         help=f"comma-separated subset of {','.join(PARTS)} (default: all the given weights allow)",
@@ -82,6 +84,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         parts = args.parts.split(",") if args.parts else default_parts(args)
         graphs = graphs_for([p.strip() for p in parts if p.strip()])
+        if args.check_only:
+            from engine.tooncrafter.onnx_runtime import read_manifest
+
+            manifest = read_manifest(args.out)
+            if not args.parts:  # check what the folder holds
+                graphs = [g for g in GRAPH_ORDER if g in manifest.get("graphs", {})]
         settings = ExportSettings(
             opset=args.opset,
             exporter=args.exporter,
@@ -92,9 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         precision = "fp16" if args.fp16 else "fp32"
         if args.check_only:
-            from engine.tooncrafter.onnx_runtime import read_manifest
-
-            precision = read_manifest(args.out).get("precision", precision)
+            precision = manifest.get("precision", precision)
         toon = None
         if any(g != "rife" for g in graphs):
             if args.checkpoint is not None:
@@ -106,8 +112,11 @@ def main(argv: list[str] | None = None) -> int:
             if toon.sketch_encoder is None and "sketch_encoder" in graphs:
                 raise ExportError("the sketch part needs --sketch-checkpoint")
         rife = rife_source() if "rife" in graphs else None
+        rife_size = args.rife_size
+        if args.check_only and "rife" in graphs:
+            rife_size = tuple(manifest["graphs"]["rife"]["size"])
         _, results = export_folder(
-            args.out, toon, rife, graphs, settings, rife_size=args.rife_size, force=args.force, skip_export=args.check_only
+            args.out, toon, rife, graphs, settings, rife_size=rife_size, force=args.force, skip_export=args.check_only
         )
     except (ExportError, EngineError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

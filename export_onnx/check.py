@@ -7,7 +7,7 @@ recorded them, and fails above the tolerance:
 - float32: 1e-4, the reference's own tolerance for single forwards (its 1-vs-2-thread reruns differ
   by 1e-6 to 1e-5); RIFE: 5e-3 on flows (in pixels, tens of them) and fusion-mask logits, because
   five warping levels pass rounding on (noise keys amplify it most, to about 2e-3; drawn keys stay
-  near 1e-4): 1/200 px, or 1/1000 of a pixel's blend weight, is far below what a drawing can show.
+  near 2e-4): 1/200 px, or 1/1000 of a pixel's blend weight, is far below what a drawing can show.
 - float16: both sides round every layer to 11 bits and take different kernels, so the difference is
   measured relative to the output's magnitude: 2e-2 × max(1, max |PyTorch output|).
 """
@@ -46,7 +46,8 @@ class CheckResult:
         return ok
 
     def line(self) -> str:
-        text = f"{'PASS' if self.passed else 'FAIL'} {self.graph:<15} {self.label:<45} max|ort-torch| {self.max_diff:.2e} (tol {self.tolerance:.0e})"
+        verdict = "PASS" if self.passed else "FAIL"
+        text = f"{verdict} {self.graph:<15} {self.label:<47} max|ort-torch| {self.max_diff:.2e} (tol {self.tolerance:.0e})"
         if self.golden_diff is not None:
             text += f", max|ort-golden| {self.golden_diff:.2e}"
             if self.golden_tolerance is not None:

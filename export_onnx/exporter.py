@@ -334,7 +334,8 @@ def export_folder(
                 manifest["text_context_length"] = entry["context_length"]
             if name == "clip_image":
                 manifest["clip_image_size"] = entry["image_size"]
-            report(f"  {entry['file']}: {entry['bytes'] / 1e6:.1f} MB" + (f" (weights in {entry['external_data']})" if entry["external_data"] else ""))
+            data = f" (weights in {entry['external_data']})" if entry["external_data"] else ""
+            report(f"  {entry['file']}: {entry['bytes'] / 1e6:.1f} MB{data}")
         if settings.check:
             precision = "fp32" if name == "rife" else (tooncrafter.precision if tooncrafter else "fp32")
             for result in check_graph(folder, spec, precision, settings):

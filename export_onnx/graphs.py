@@ -198,8 +198,7 @@ class ToonCrafterGraphs:
         return source.golden.get(key) if key else None
 
     def golden_tolerance(self, case: str) -> float | None:
-        contract = self.source.golden_cases.get(case, {})
-        return contract.get("suggested_tolerance") or contract.get("tolerance")
+        return self.source.golden_cases.get(case, {}).get("suggested_atol")
 
     @property
     def context_length(self) -> int:
@@ -227,12 +226,13 @@ class ToonCrafterGraphs:
     def _clip_text(self) -> GraphSpec:
         encoder = self.source.model.cond_stage_model
         tokens = encoder.tokenize(["an anime scene", ""])
-        checks = [InputSet("random tokens, batch 3", (torch.randint(0, 49408, (3, encoder.context_length), generator=self.generator),))]
+        vocabulary = encoder.model.token_embedding.num_embeddings
+        random_tokens = torch.randint(0, vocabulary, (3, encoder.context_length), generator=self.generator)
+        checks = [InputSet("random tokens, batch 3", (random_tokens,))]
         golden = self.golden("text_encode", "tokens")
         if golden is not None:
-            checks.append(
-                InputSet("golden text_encode", (golden,), {"context": self.golden("text_encode", "context")}, self.golden_tolerance("text_encode"))
-            )
+            expected = {"context": self.golden("text_encode", "context")}
+            checks.append(InputSet("golden text_encode", (golden,), expected, self.golden_tolerance("text_encode")))
         return GraphSpec(
             "clip_text", self.interfaces["clip_text"], FloatOutput(encoder, None), (tokens,),
             _batch_axes("tokens", "context"), checks,
@@ -247,9 +247,12 @@ class ToonCrafterGraphs:
         images = self.golden("image_encode", "images")
         if images is not None:
             tol = self.golden_tolerance("image_encode")
-            checks.append(InputSet("golden image_encode", (clip_preprocess(images, size),), {"clip_tokens": self.golden("image_encode", "clip_tokens")}, tol))
+            pixels = clip_preprocess(images, size)
+            expected = {"clip_tokens": self.golden("image_encode", "clip_tokens")}
+            checks.append(InputSet("golden image_encode", (pixels,), expected, tol))
             zero = clip_preprocess(torch.zeros(1, 3, size, size), size)
-            checks.append(InputSet("golden image_encode (zero image)", (zero,), {"clip_tokens": self.golden("image_encode", "uncond_clip_tokens")}, tol))
+            expected = {"clip_tokens": self.golden("image_encode", "uncond_clip_tokens")}
+            checks.append(InputSet("golden image_encode (zero image)", (zero,), expected, tol))
         dtype = encoder.model.visual.conv1.weight.dtype
         return GraphSpec(
             "clip_image", self.interfaces["clip_image"], FloatOutput(encoder, dtype), example,
@@ -265,11 +268,11 @@ class ToonCrafterGraphs:
         golden = self.golden("image_encode", "clip_tokens")
         if golden is not None:
             tol = self.golden_tolerance("image_encode")
-            checks.append(InputSet("golden image_encode", (golden,), {"image_context": self.golden("image_encode", "image_context")}, tol))
-            checks.append(
-                InputSet("golden image_encode (zero image)", (self.golden("image_encode", "uncond_clip_tokens"),),
-                         {"image_context": self.golden("image_encode", "uncond_image_context")}, tol)
-            )
+            expected = {"image_context": self.golden("image_encode", "image_context")}
+            checks.append(InputSet("golden image_encode", (golden,), expected, tol))
+            zero_tokens = self.golden("image_encode", "uncond_clip_tokens")
+            expected = {"image_context": self.golden("image_encode", "uncond_image_context")}
+            checks.append(InputSet("golden image_encode (zero image)", (zero_tokens,), expected, tol))
         dtype = resampler.proj_in.weight.dtype
         return GraphSpec(
             "resampler", self.interfaces["resampler"], FloatOutput(resampler, dtype), example,
@@ -288,11 +291,13 @@ class ToonCrafterGraphs:
         h, w = EXAMPLE_LATENT
         example = (self.randn(EXAMPLE_BATCH, 3, h * d, w * d).clamp(-1, 1),)
         ch, cw = self.canvas_latent
-        checks = [InputSet("random frames, batch 1 at the model canvas", (self.randn(1, 3, ch * d, cw * d).clamp(-1, 1),))]
+        canvas = self.randn(1, 3, ch * d, cw * d).clamp(-1, 1)
+        checks = [InputSet("random frames, batch 1 at the model canvas", (canvas,))]
         keyframes = self.golden("vae_encode", "keyframes")
         if keyframes is not None:
             outputs = {"mean": self.golden("vae_encode", "posterior_mean"), "logvar": self.golden("vae_encode", "posterior_logvar")}
-            outputs.update({f"hidden_{i}": self.golden("vae_encode", f"hidden_{i}") for i in range(num_hidden_maps(self.config))})
+            for i in range(num_hidden_maps(self.config)):
+                outputs[f"hidden_{i}"] = self.golden("vae_encode", f"hidden_{i}")
             checks.append(InputSet("golden vae_encode", (keyframes,), outputs, self.golden_tolerance("vae_encode")))
         axes = {"frames": {0: "frames", 2: "height", 3: "width"}}
         for name in self.interfaces["vae_encoder"].outputs:
@@ -315,7 +320,8 @@ class ToonCrafterGraphs:
         vae = self.source.model.first_stage_model
         t = self.config.frames
         example = self._decoder_inputs(EXAMPLE_BATCH, t, EXAMPLE_LATENT)
-        checks = [InputSet(f"random, 1 video of {t - 2} frames at the model canvas", self._decoder_inputs(1, t - 2, self.canvas_latent))]
+        shorter = self._decoder_inputs(1, t - 2, self.canvas_latent)
+        checks = [InputSet(f"random, 1 video of {t - 2} frames at the model canvas", shorter)]
         latents = self.golden("dualref_decode", "latents")
         if latents is not None:
             hidden = [self.golden("vae_encode", f"hidden_{i}") for i in range(num_hidden_maps(self.config))]
@@ -340,7 +346,8 @@ class ToonCrafterGraphs:
 
         x, timesteps, context, _ = self.unet_inputs(batch, latent)
         x = x[:, : self.config.sketch_encoder.in_channels]
-        hint = torch.rand((batch, 1, self.config.frames, latent[0] * HINT_DOWNSCALE, latent[1] * HINT_DOWNSCALE), generator=self.generator)
+        hint_size = (latent[0] * HINT_DOWNSCALE, latent[1] * HINT_DOWNSCALE)
+        hint = torch.rand((batch, 1, self.config.frames, *hint_size), generator=self.generator)
         return x, hint, timesteps, context
 
     def _sketch_encoder(self) -> GraphSpec:
@@ -353,7 +360,7 @@ class ToonCrafterGraphs:
         checks = [InputSet("random, batch 1 at the model canvas", self._sketch_inputs(1, self.canvas_latent))]
         x = self.golden("unet_with_sketch", "x_noisy")
         if x is not None:
-            inputs = (x, self.golden("unet_with_sketch", "sketch"), self.golden("unet_with_sketch", "timesteps"), self.golden("unet_with_sketch", "context"))
+            inputs = (x, *(self.golden("unet_with_sketch", n) for n in ("sketch", "timesteps", "context")))
             outputs = {name: self.golden("unet_with_sketch", name) for name in self.interfaces["sketch_encoder"].outputs}
             checks.append(InputSet("golden unet_with_sketch", inputs, outputs, self.golden_tolerance("unet_with_sketch")))
         axes = {
@@ -420,7 +427,8 @@ class ToonCrafterGraphs:
         unet = self.source.model.unet
         controls = self.interfaces["sketch_encoder"].outputs
         example = self.unet_inputs(EXAMPLE_BATCH, EXAMPLE_LATENT) + tuple(r * 0.6 for r in self._example_controls)
-        checks = [InputSet("random, batch 1 at the model canvas", self.unet_inputs(1, self.canvas_latent) + self._random_controls(1, self.canvas_latent))]
+        canvas = self.unet_inputs(1, self.canvas_latent) + self._random_controls(1, self.canvas_latent)
+        checks = [InputSet("random, batch 1 at the model canvas", canvas)]
         golden = self._unet_golden("unet_with_sketch", with_control=True)
         if golden is not None:
             checks.append(golden)
@@ -470,7 +478,7 @@ def rife_spec(source: RifeSource, size: tuple[int, int], seed: int = 0) -> Graph
     example = (smooth_key(-0.2), smooth_key(0.2), torch.tensor([0.5]))
     checks = [
         InputSet("drawn keys, tau 0.25", (smooth_key(-0.3), smooth_key(0.1), torch.tensor([0.25]))),
-        InputSet("random keys, tau 0.7", (torch.rand((1, 3, *size), generator=generator), torch.rand((1, 3, *size), generator=generator), torch.tensor([0.7]))),
+        InputSet("random keys, tau 0.7", (*torch.rand((2, 1, 3, *size), generator=generator), torch.tensor([0.7]))),
     ]
     return GraphSpec(
         "rife", RIFE_INTERFACE, RifeGraph(source.network), example, {}, checks,

@@ -204,7 +204,8 @@ def _run(path: Path, x: np.ndarray) -> np.ndarray:
 def test_per_tensor_weight_files_are_gathered_into_one_aligned_file(tmp_path, affine):
     weight, bias = affine
     path = tmp_path / "m.onnx"
-    onnx.save_model(_matmul_model(weight, bias), str(path), save_as_external_data=True, all_tensors_to_one_file=False, size_threshold=0)
+    model = _matmul_model(weight, bias)
+    onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=False, size_threshold=0)
     scattered = {p.name for p in tmp_path.iterdir()} - {"m.onnx"}
     assert len(scattered) == 2  # what the TorchScript exporter does above 2 GB: one file per tensor
 

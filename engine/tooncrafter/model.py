@@ -61,6 +61,11 @@ class ToonCrafterModel(nn.Module):
     def unet(self) -> ToonCrafterUNet:
         return self.model.diffusion_model
 
+    @property
+    def device(self) -> torch.device:
+        """Where the UNet runs (the ONNX Runtime stand-in in onnx_runtime.py answers the same)."""
+        return self.unet.out[2].weight.device
+
     def cast_weights(self, dtype: torch.dtype) -> "ToonCrafterModel":
         """Convert every part to `dtype`; the diffusion schedule stays float32 as the sampler needs."""
         for part in (self.model, self.first_stage_model, self.cond_stage_model, self.embedder, self.image_proj_model):
@@ -234,7 +239,7 @@ def interpolate(
     `sketch_encoder` in both guidance branches. `on_stage(stage, fraction, message)` reports "encode", "denoise i/N" and "decode".
     """
     report = on_stage or (lambda stage, fraction, message: None)
-    device = model.unet.out[2].weight.device
+    device = model.device
     report("encode", 0.0, "encoding the keyframes")
     if contexts is None:
         contexts = prompt_contexts(model, settings.prompt)

@@ -459,7 +459,9 @@ class OnnxToonCrafter:
         size = self.embedder.image_size
         return self.image_context(torch.zeros(batch, 3, size, size))
 
-    def encode_keyframes(self, first: torch.Tensor, last: torch.Tensor, posterior_noise: torch.Tensor, encode_all_frames: bool = True):
+    def encode_keyframes(
+        self, first: torch.Tensor, last: torch.Tensor, posterior_noise: torch.Tensor, encode_all_frames: bool = True
+    ) -> KeyframeLatents:
         """As `ToonCrafterModel.encode_keyframes`: c_concat, reference maps and (parity) all latents."""
         t = self.config.frames
         vae = self.first_stage_model

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from engine.tooncrafter.config import tiny_from_reference
+from engine.tooncrafter.config import diffusion_from_reference, tiny_from_reference
 from engine.tooncrafter.model import (
     InterpolationNoise,
     InterpolationSettings,
@@ -16,29 +16,14 @@ from engine.tooncrafter.model import (
     load_state,
 )
 from engine.tooncrafter.sampler import RecordedNoise, SamplerSettings, SamplerTrace
-from engine.tooncrafter.schedule import DiffusionConfig, ddim_schedule, schedule_buffers
+from engine.tooncrafter.schedule import ddim_schedule, schedule_buffers
 from engine.tooncrafter.sketch_encoder import SketchEncoder
 
 from .runner import CaseContext
 
 
-def diffusion_config(config: dict) -> DiffusionConfig:
-    d = config.get("diffusion", {})
-    return DiffusionConfig(
-        timesteps=d.get("timesteps", 1000),
-        linear_start=d.get("linear_start", 0.00085),
-        linear_end=d.get("linear_end", 0.012),
-        rescale_betas_zero_snr=d.get("rescale_betas_zero_snr", True),
-        parameterization=d.get("parameterization", "v"),
-        use_dynamic_rescale=d.get("use_dynamic_rescale", True),
-        base_scale=d.get("base_scale", 0.7),
-        turning_step=d.get("turning_step", 400),
-        scale_factor=d.get("scale_factor", 0.18215),
-    )
-
-
 def check_schedule(ctx: CaseContext) -> dict[str, torch.Tensor]:
-    buffers = schedule_buffers(diffusion_config(ctx.config))
+    buffers = schedule_buffers(diffusion_from_reference(ctx.config))
     out = dict(buffers)
     for steps in (4, 50):
         ddim = ddim_schedule(buffers["alphas_cumprod"], steps, buffers["scale_arr"])

@@ -58,10 +58,10 @@ def full_size_config() -> ToonCrafterConfig:
     return ToonCrafterConfig()
 
 
-def tiny_from_reference(config_json: Mapping[str, Any]) -> ToonCrafterConfig:
-    """The tiny golden model described by a reference folder's `config.json`."""
+def diffusion_from_reference(config_json: Mapping[str, Any]) -> DiffusionConfig:
+    """The diffusion settings of a reference folder's `config.json` (official values by default)."""
     d = config_json.get("diffusion", {})
-    diffusion = DiffusionConfig(
+    return DiffusionConfig(
         timesteps=d.get("timesteps", 1000),
         linear_start=d.get("linear_start", 0.00085),
         linear_end=d.get("linear_end", 0.012),
@@ -72,6 +72,12 @@ def tiny_from_reference(config_json: Mapping[str, Any]) -> ToonCrafterConfig:
         turning_step=d.get("turning_step", 400),
         scale_factor=d.get("scale_factor", 0.18215),
     )
+
+
+def tiny_from_reference(config_json: Mapping[str, Any]) -> ToonCrafterConfig:
+    """The tiny golden model described by a reference folder's `config.json`."""
+    d = config_json.get("diffusion", {})
+    diffusion = diffusion_from_reference(config_json)
     overrides = {"scale_factor": diffusion.scale_factor}
     if d.get("temporal_length"):
         overrides["decode_chunk_frames"] = d["temporal_length"]

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from engine.api import EngineError
+from engine.core.files import atomic_write_bytes
 from engine.core.planning import PlanningError
 from engine.imaging import decode_png_rgba, encode_png_rgba
 
@@ -38,22 +37,6 @@ FORMAT = "inbetweener-project"
 VERSION = 1
 ZIP_SUFFIX = ".inbetween"
 TRACK_FOLDERS = ("keys", "sketches", "inbetweens")
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, flush it to disk, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def encode_png(image: np.ndarray) -> bytes:

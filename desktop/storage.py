@@ -23,6 +23,7 @@ from engine.imaging import decode_png_rgba, encode_png_rgba
 from .project import (
     INBETWEEN_STATES,
     KEY_KINDS,
+    CleanupCell,
     Drawing,
     InbetweenCell,
     KeyCell,
@@ -36,7 +37,7 @@ MANIFEST = "project.json"
 FORMAT = "inbetweener-project"
 VERSION = 1
 ZIP_SUFFIX = ".inbetween"
-TRACK_FOLDERS = ("keys", "sketches", "inbetweens")
+TRACK_FOLDERS = ("keys", "sketches", "inbetweens", "cleanups")
 
 
 def encode_png(image: np.ndarray) -> bytes:
@@ -90,6 +91,10 @@ def manifest_of(project: Project) -> tuple[dict, dict[str, Drawing]]:
             }
             for f, c in sorted(project.inbetweens.items())
         ],
+        "cleanups": [
+            {"frame": f, "file": ref("cleanups", f, c.paint), "cut": ref("cleanups", f, c.cut) if c.cut else None}
+            for f, c in sorted(project.cleanups.items())
+        ],
     }
     return manifest, files
 
@@ -142,6 +147,9 @@ def project_from_manifest(manifest: dict, read_file, where: str) -> Project:
             status,
             entry.get("provenance", {}),
         )
+    for entry in manifest.get("cleanups", []):
+        cut = drawing(dict(entry, file=entry["cut"])) if entry.get("cut") else None
+        project.cleanups[int(entry["frame"])] = CleanupCell(drawing(entry), cut)
     for frame, cell in [*project.keys.items(), *project.sketches.items(), *project.inbetweens.items()]:
         if project.size is None:
             project.size = cell.drawing.size

@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from .core import vocabulary
 from .core.planning import SegmentPlan
-
-BACKEND_NAMES = ("auto", "rife", "tooncrafter")
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
-PRESETS = ("parity", "fast", "quality")
 
 #: Progress callback: (stage, fraction in [0, 1], human message). Stages are "load", "encode",
 #: "denoise i/N", "decode" and "post".
@@ -75,20 +72,29 @@ class GenerationSettings:
     checkpoint: str | None = None  # path or model-store name of the ToonCrafter weights
     sketch_checkpoint: str | None = None
     device: str = "auto"
+    runtime: str = "auto"  # what runs the ToonCrafter networks: torch | onnx | auto
+    restore_detail: str = "auto"  # bring in-betweens to the keys' resolution with the keys' own detail
+    keep_palette: str = "auto"  # snap flat colours to the keys' palette
 
     def __post_init__(self) -> None:
-        if self.backend not in BACKEND_NAMES:
-            raise EngineError(f"unknown backend {self.backend!r}: choose one of {', '.join(BACKEND_NAMES)}")
-        if self.precision not in PRECISIONS:
-            raise EngineError(f"unknown precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}")
-        if self.preset not in PRESETS:
-            raise EngineError(f"unknown preset {self.preset!r}: choose one of {', '.join(PRESETS)}")
-        if not 1 <= self.steps <= 1000:
-            raise EngineError(f"steps must be between 1 and 1000, got {self.steps}")
-        if not 1 <= self.motion <= 100:
-            raise EngineError(f"motion must be between 1 and 100, got {self.motion}")
-        if self.sketch_strength < 0:
-            raise EngineError(f"sketch strength must be >= 0, got {self.sketch_strength}")
+        for name, value, choices in (
+            ("backend", self.backend, vocabulary.BACKENDS),
+            ("precision", self.precision, vocabulary.PRECISIONS),
+            ("preset", self.preset, vocabulary.PRESETS),
+            ("runtime", self.runtime, vocabulary.RUNTIMES),
+            ("restore_detail", self.restore_detail, vocabulary.AUTO_ON_OFF),
+            ("keep_palette", self.keep_palette, vocabulary.AUTO_ON_OFF),
+        ):
+            if value not in choices:
+                raise EngineError(f"unknown {name} {value!r}: choose one of {', '.join(choices)}")
+        for name, value, allowed in (
+            ("steps", self.steps, vocabulary.STEPS),
+            ("motion", self.motion, vocabulary.MOTION),
+            ("cfg scale", self.cfg_scale, vocabulary.CFG_SCALE),
+            ("sketch strength", self.sketch_strength, vocabulary.SKETCH_STRENGTH),
+        ):
+            if not allowed.contains(value):
+                raise EngineError(f"{name} must be {allowed.describe()}, got {value}")
 
 
 @dataclass

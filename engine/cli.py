@@ -10,10 +10,11 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from . import __version__
+from .core import vocabulary
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -101,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--fit", action="store_true", help="fit keyframes of other sizes into the first one's size")
 
     engine = p.add_argument_group("engine")
-    engine.add_argument("--backend", default="auto", choices=("auto", "rife", "tooncrafter"))
+    engine.add_argument("--backend", default="auto", choices=vocabulary.BACKENDS)
     engine.add_argument("--server", metavar="URL", help="run the job on a running `inbetween serve`")
     engine.add_argument("--token-file", help="token file of that server (default: the one it advertises)")
     engine.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -112,9 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--steps", type=int, default=50, help="denoising steps (default 50)")
     model.add_argument("--cfg", type=float, default=7.5, help="guidance scale (default 7.5)")
     model.add_argument("--prompt", default="an anime scene", help="text prompt (default 'an anime scene')")
-    model.add_argument("--preset", default="parity", choices=("parity", "fast", "quality"),
+    model.add_argument("--preset", default="parity", choices=vocabulary.PRESETS,
                        help="parity = the original's numbers; fast = opt-in speed-ups; quality = extra passes")
-    model.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"))
+    model.add_argument("--precision", default="auto", choices=vocabulary.PRECISIONS)
     model.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     model.add_argument("--low-vram", action="store_true", help="trade speed for GPU memory")
     model.add_argument("--checkpoint", help="ToonCrafter weights file or model-store name")

@@ -18,7 +18,7 @@ from .api import EngineError
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from .tooncrafter.store import KNOWN_FILES
+    from .tooncrafter.weights.store import KNOWN_FILES
 
     parser = subparsers.add_parser(
         "models",
@@ -87,7 +87,7 @@ class _Progress:
 
 
 def _list(store) -> int:
-    from .tooncrafter.store import KNOWN_FILES, locate_weights
+    from .tooncrafter.weights.store import KNOWN_FILES, locate_weights
 
     print(f"model store: {store.root}")
     present = {f.path.name: f for f in store.files()}
@@ -109,8 +109,8 @@ def _list(store) -> int:
 
 
 def _verify(args) -> int:
-    from .tooncrafter.checkpoint import verify_file
-    from .tooncrafter.store import sha256_of
+    from .tooncrafter.weights.checkpoint import verify_file
+    from .tooncrafter.weights.store import sha256_of
 
     verified = verify_file(args.file)
     dtypes = ", ".join(f"{n} {d}" for d, n in verified.dtypes.items())
@@ -127,7 +127,7 @@ def _verify(args) -> int:
 def _import(store, args) -> int:
     import torch
 
-    from .tooncrafter.store import import_weights
+    from .tooncrafter.weights.store import import_weights
 
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[args.precision]
     progress = _Progress("converting")
@@ -139,7 +139,7 @@ def _import(store, args) -> int:
 
 
 def _download(store, args) -> int:
-    from .tooncrafter.store import KNOWN_FILES, download_known
+    from .tooncrafter.weights.store import KNOWN_FILES, download_known
 
     names = args.names or ["tooncrafter", "sketch-encoder"]
     unknown = [n for n in names if n not in KNOWN_FILES]
@@ -162,7 +162,7 @@ def _download(store, args) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .tooncrafter.store import ModelStore
+    from .tooncrafter.weights.store import ModelStore
 
     store = ModelStore(getattr(args, "models_dir", None))
     try:

@@ -7,8 +7,8 @@ generate() runs the chosen backend segment by segment and lays the drawings out 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict
-from typing import Sequence
 
 import numpy as np
 

@@ -23,9 +23,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from engine.tooncrafter.autoencoder import keyframe_references
 from engine.tooncrafter.clip_preprocess import clip_preprocess
 from engine.tooncrafter.frames import clip_to_frames
+from engine.tooncrafter.networks.autoencoder import keyframe_references
 from engine.tooncrafter.onnx_runtime import GraphInterface, graph_interfaces, num_control_residuals, num_hidden_maps
 
 from .sources import RifeSource, ToonCrafterSource
@@ -280,7 +280,7 @@ class ToonCrafterGraphs:
         )
 
     def _clip_token_count(self) -> int:
-        from engine.tooncrafter.clip_towers import open_clip_model_config
+        from engine.tooncrafter.networks.clip_towers import open_clip_model_config
 
         vision = open_clip_model_config(self.config.open_clip)["vision_cfg"]
         return 1 + (vision["image_size"] // vision["patch_size"]) ** 2
@@ -342,7 +342,7 @@ class ToonCrafterGraphs:
             "vae_decoder", self.interfaces["vae_decoder"], VAEDecoderGraph(vae), example, axes, checks)
 
     def _sketch_inputs(self, batch: int, latent: tuple[int, int]) -> tuple[torch.Tensor, ...]:
-        from engine.tooncrafter.sketch_encoder import HINT_DOWNSCALE
+        from engine.tooncrafter.networks.sketch_encoder import HINT_DOWNSCALE
 
         x, timesteps, context, _ = self.unet_inputs(batch, latent)
         x = x[:, : self.config.sketch_encoder.in_channels]

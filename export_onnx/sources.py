@@ -14,9 +14,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from engine.tooncrafter.config import ToonCrafterConfig, tiny_from_reference
 from engine.tooncrafter.model import ToonCrafterModel
-from engine.tooncrafter.sketch_encoder import SketchEncoder
+from engine.tooncrafter.networks.config import ToonCrafterConfig, tiny_from_reference
+from engine.tooncrafter.networks.sketch_encoder import SketchEncoder
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16}
 
@@ -61,7 +61,7 @@ def from_checkpoint(
     precision: str = "fp32",
 ) -> ToonCrafterSource:
     """The released model from `model.ckpt` (or the fp16 safetensors plus an OpenCLIP file)."""
-    from engine.tooncrafter.checkpoint import load_sketch_encoder, load_tooncrafter
+    from engine.tooncrafter.weights.checkpoint import load_sketch_encoder, load_tooncrafter
 
     config = ToonCrafterConfig()
     dtype = PRECISIONS[precision]

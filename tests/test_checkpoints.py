@@ -11,17 +11,17 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from engine.api import EngineError
-from engine.tooncrafter import checkpoint as ckpt
-from engine.tooncrafter.checkpoint import (
+from engine.tooncrafter.networks.config import ToonCrafterConfig, tiny_from_reference
+from engine.tooncrafter.schedule import SCHEDULE_BUFFER_NAMES
+from engine.tooncrafter.weights import checkpoint as ckpt
+from engine.tooncrafter.weights.checkpoint import (
     CheckpointError,
     TensorFile,
     load_sketch_encoder,
     load_tooncrafter,
     tooncrafter_source,
 )
-from engine.tooncrafter.config import ToonCrafterConfig, tiny_from_reference
-from engine.tooncrafter.manifest import BUNDLED, bundled_manifest, load_manifest
-from engine.tooncrafter.schedule import SCHEDULE_BUFFER_NAMES
+from engine.tooncrafter.weights.manifest import BUNDLED, bundled_manifest, load_manifest
 
 FOREIGN_CODE_RAN = []
 

@@ -1,6 +1,5 @@
 """The `inbetween` command as an animator uses it: outputs, numbering, and one-line errors (exit 2)."""
 
-import os
 import subprocess
 import sys
 

@@ -3,7 +3,7 @@
 import pytest
 
 from engine.core.planning import PlanningError
-from engine.core.timing import BACKEND_CHOICES, DRAWING_MODES, SPACING_CHOICES, Timing
+from engine.core.timing import DRAWING_MODES, SPACING_CHOICES, Timing
 
 
 def test_round_trips_through_json():
@@ -30,5 +30,4 @@ def test_refuses_what_cannot_be_planned(bad):
 
 def test_ui_vocabulary_covers_the_planner():
     assert [value for value, _ in SPACING_CHOICES][:4] == ["linear", "ease-in", "ease-out", "ease-in-out"]
-    assert {value for value, _ in BACKEND_CHOICES} == {"auto", "rife", "tooncrafter"}
     assert [n for _, n in DRAWING_MODES] == [1, 2, 3, None]

@@ -17,7 +17,7 @@ import torch
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from engine.tooncrafter.config import ToonCrafterConfig, tiny_from_reference  # noqa: E402
+from engine.tooncrafter.networks.config import ToonCrafterConfig, tiny_from_reference  # noqa: E402
 from engine.tooncrafter.onnx_runtime import (  # noqa: E402
     FORMAT_VERSION,
     MANIFEST_NAME,
@@ -237,8 +237,8 @@ def test_inline_weights_move_out_only_above_the_threshold(tmp_path, affine):
 
 @pytest.mark.slow
 def test_conditioning_and_first_stage_match_pytorch(onnx_tiny, torch_tiny, golden):
-    from engine.tooncrafter.autoencoder import keyframe_references
     from engine.tooncrafter.model import prompt_contexts
+    from engine.tooncrafter.networks.autoencoder import keyframe_references
 
     model, _ = torch_tiny
     first, last = golden["sample_ddim_eta0.image1"], golden["sample_ddim_eta0.image2"]

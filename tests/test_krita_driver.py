@@ -284,12 +284,10 @@ def screenshot(*_args) -> None:
         _save(config, result)
 
     try:
-        from krita import Krita
-
         from inbetweener import document
-        from inbetweener.docker import DOCKER_ID, InbetweenDocker
-
         from inbetweener._qt import QtCore
+        from inbetweener.docker import DOCKER_ID, InbetweenDocker
+        from krita import Krita
 
         app = Krita.instance()
         window = app.activeWindow()

@@ -566,12 +566,12 @@ def test_krita_zip_has_what_kritas_importer_needs_and_runs_on_its_bundled_core(t
     assert '<Action name="inbetweener_generate">' in action and "Generate in-betweens" in action
     # the installed copy plans and builds jobs with its own bundled core, no repository on the path
     code = (
-        "import sys; sys.path[:] = [p for p in sys.path if p not in ('', %r)]; sys.path.insert(0, %r)\n"
+        "import sys; sys.path[:] = [p for p in sys.path if p not in ('', {!r})]; sys.path.insert(0, {!r})\n"
         "from inbetweener import _shared, segments\n"
         "assert _shared.client.__name__ == 'inbetweener.engine_core.client'\n"
         "assert 'engine' not in sys.modules\n"
         "print(segments.plan_segments([0, 6], (), segments.Timing(exposure=2))[0].describe())\n"
-    ) % (str(REPO), str(tmp_path / "installed"))
+    ).format(str(REPO), str(tmp_path / "installed"))
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "f0 → f6: 2 in-betweens"

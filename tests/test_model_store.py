@@ -14,11 +14,11 @@ from safetensors.torch import load_file, save_file
 
 from engine.api import CancelToken, EngineError
 from engine.models_cli import main as models_main
-from engine.tooncrafter import store as store_mod
-from engine.tooncrafter.checkpoint import load_tooncrafter
-from engine.tooncrafter.config import tiny_from_reference
-from engine.tooncrafter.download import DownloadError, download, part_path
-from engine.tooncrafter.store import (
+from engine.tooncrafter.networks.config import tiny_from_reference
+from engine.tooncrafter.weights import store as store_mod
+from engine.tooncrafter.weights.checkpoint import load_tooncrafter
+from engine.tooncrafter.weights.download import DownloadError, download, part_path
+from engine.tooncrafter.weights.store import (
     KNOWN_FILES,
     KnownFile,
     ModelStore,

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from engine.api import CancelToken, Cancelled, EngineError, GenerationSettings, Keyframe
+from engine.api import Cancelled, CancelToken, EngineError, GenerationSettings, Keyframe
 from engine.pipeline import build_request, generate
 from tests.helpers import disc_keyframe
 

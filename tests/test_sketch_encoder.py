@@ -10,9 +10,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from engine.tooncrafter.sketch_encoder import SketchEncoder, SketchEncoderConfig
+from engine.tooncrafter.networks.sketch_encoder import SketchEncoder, SketchEncoderConfig
+from engine.tooncrafter.networks.unet import UNET_KEY_PREFIX, ToonCrafterUNet, UNetConfig
 from engine.tooncrafter.sketch_hints import sketch_hint_clip, sketch_to_hint
-from engine.tooncrafter.unet import UNET_KEY_PREFIX, ToonCrafterUNet, UNetConfig
 
 CASE = "unet_with_sketch"
 
@@ -103,7 +103,7 @@ def test_full_size_matches_reference_manifest(reference_dir):
 
 
 def test_full_size_defaults_match_bundled_manifest():
-    from engine.tooncrafter.manifest import bundled_manifest, compare_keys
+    from engine.tooncrafter.weights.manifest import bundled_manifest, compare_keys
 
     with torch.device("meta"):
         encoder = SketchEncoder()

@@ -11,9 +11,9 @@ import pytest
 from engine.api import Cancelled, CancelToken, EngineError, GenerationSettings, InbetweenTask
 from engine.backends import tooncrafter as backend_mod
 from engine.backends.tooncrafter import ToonCrafterBackend, availability
-from engine.tooncrafter.config import tiny_from_reference
 from engine.tooncrafter.fitting import choose_key_colour, composite_on, fit_to_canvas, has_transparency, key_out
-from engine.tooncrafter.store import ModelStore
+from engine.tooncrafter.networks.config import tiny_from_reference
+from engine.tooncrafter.weights.store import ModelStore
 from tests.helpers import disc_keyframe
 
 # -- fitting and keying (no model) ---------------------------------------------------------------

@@ -10,8 +10,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from engine.tooncrafter.attention import Attention
-from engine.tooncrafter.unet import UNET_KEY_PREFIX, ToonCrafterUNet, UNetConfig
+from engine.tooncrafter.networks.attention import Attention
+from engine.tooncrafter.networks.unet import UNET_KEY_PREFIX, ToonCrafterUNet, UNetConfig
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +104,7 @@ def test_full_size_unet_matches_reference_manifest(reference_dir):
 
 
 def test_full_size_unet_matches_bundled_manifest():
-    from engine.tooncrafter.manifest import bundled_manifest, compare_keys
+    from engine.tooncrafter.weights.manifest import bundled_manifest, compare_keys
 
     manifest = bundled_manifest("tooncrafter_512_interp").only_prefixes((UNET_KEY_PREFIX,))
     with torch.device("meta"):
@@ -231,7 +231,7 @@ def test_bfloat16_weights_run_and_stay_close():
 @torch.no_grad()
 def test_full_size_forward_shapes_on_meta_device_with_sketch_control():
     """The released layout end to end (512×320, 16 frames, 77 + 256 tokens), shapes only."""
-    from engine.tooncrafter.sketch_encoder import SketchEncoder
+    from engine.tooncrafter.networks.sketch_encoder import SketchEncoder
 
     with torch.device("meta"):
         unet, encoder = ToonCrafterUNet().eval(), SketchEncoder().eval()

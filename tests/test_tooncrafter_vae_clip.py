@@ -13,7 +13,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from engine.tooncrafter.autoencoder import (
+from engine.tooncrafter.clip_preprocess import antialias_blur_parameters, clip_preprocess
+from engine.tooncrafter.networks.autoencoder import (
     AUTOENCODER_KEY_PREFIX,
     DualRefAutoencoder,
     DualRefAutoencoderConfig,
@@ -21,14 +22,13 @@ from engine.tooncrafter.autoencoder import (
     keyframe_references,
     video_references,
 )
-from engine.tooncrafter.clip_preprocess import antialias_blur_parameters, clip_preprocess
-from engine.tooncrafter.clip_towers import (
+from engine.tooncrafter.networks.clip_towers import (
     IMAGE_ENCODER_KEY_PREFIX,
     TEXT_ENCODER_KEY_PREFIX,
     CLIPImageEncoder,
     CLIPTextEncoder,
 )
-from engine.tooncrafter.resampler import RESAMPLER_KEY_PREFIX, Resampler, ResamplerConfig
+from engine.tooncrafter.networks.resampler import RESAMPLER_KEY_PREFIX, Resampler, ResamplerConfig
 
 ATOL = 1e-4
 

@@ -1,4 +1,4 @@
-"""Regenerate the checkpoint manifests shipped in engine/tooncrafter/manifests/ from the reference data.
+"""Regenerate the checkpoint manifests shipped in engine/tooncrafter/weights/manifests/ from the reference data.
 
 The product must not read ../shared at runtime, so the key/shape lists are copied into the package
 in a compact form. Run after the reference manifests change:
@@ -17,7 +17,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from engine.tooncrafter.manifest import BUNDLED, compact_manifest  # noqa: E402
+from engine.tooncrafter.weights.manifest import BUNDLED, compact_manifest  # noqa: E402
 
 SOURCES = {
     "tooncrafter_512_interp": "manifest_tooncrafter_512_interp.json",

@@ -55,7 +55,7 @@ def resolve_dtype(settings: GenerationSettings, device: str):
 
 
 def _store():
-    from ..tooncrafter.store import ModelStore
+    from ..tooncrafter.weights.store import ModelStore
 
     return ModelStore()
 
@@ -67,7 +67,7 @@ def availability(settings: GenerationSettings) -> tuple[bool, str]:
     except ImportError as exc:
         return False, f"PyTorch is not installed ({exc})"
     try:
-        from ..tooncrafter.store import locate_weights
+        from ..tooncrafter.weights.store import locate_weights
 
         locate_weights(_store(), settings.checkpoint, settings.sketch_checkpoint)
         resolve_device(settings)
@@ -78,7 +78,7 @@ def availability(settings: GenerationSettings) -> tuple[bool, str]:
 
 def instance_key(settings: GenerationSettings) -> tuple:
     """What forces a reload: the weights, where and in what precision they live."""
-    from ..tooncrafter.store import models_dir
+    from ..tooncrafter.weights.store import models_dir
 
     return (
         settings.checkpoint,
@@ -107,8 +107,8 @@ class ToonCrafterBackend(Backend):
     def __init__(self, settings: GenerationSettings, config=None, store=None, model=None) -> None:
         """Loads the weights the settings name (or the store's best). `model` hands over an already
         built ToonCrafterModel instead (benchmarks with random weights); `config` must match it."""
-        from ..tooncrafter.config import ToonCrafterConfig
-        from ..tooncrafter.store import WeightFiles, locate_weights
+        from ..tooncrafter.networks.config import ToonCrafterConfig
+        from ..tooncrafter.weights.store import WeightFiles, locate_weights
 
         self.settings = settings
         self.config = config or (model.config if model is not None else ToonCrafterConfig())
@@ -134,7 +134,7 @@ class ToonCrafterBackend(Backend):
     # -- loading and placement -------------------------------------------------------------------
 
     def _load(self) -> None:
-        from ..tooncrafter.checkpoint import load_tooncrafter
+        from ..tooncrafter.weights.checkpoint import load_tooncrafter
 
         def device_for(key: str) -> str:
             # Straight to where each part will run: no second copy in RAM on the way to the GPU.
@@ -177,7 +177,7 @@ class ToonCrafterBackend(Backend):
                 raise EngineError(
                     "sketch guidance needs the sketch encoder weights: run `inbetween models download sketch-encoder`"
                 )
-            from ..tooncrafter.checkpoint import load_sketch_encoder
+            from ..tooncrafter.weights.checkpoint import load_sketch_encoder
 
             self.sketch_encoder = load_sketch_encoder(self.files.sketch_encoder, self.config, self.dtype, "cpu")
             self.sketch_encoder.to("cpu" if self.low_vram else self.device)

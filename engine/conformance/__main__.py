@@ -17,8 +17,8 @@ from .runner import run_folder
 
 def check_manifest(path: str, echo=print) -> bool:
     """Build the full-size model on the meta device and compare its state_dict with the manifest."""
-    from engine.tooncrafter.manifest import compare_keys, load_manifest
     from engine.tooncrafter.model import build_meta_model
+    from engine.tooncrafter.weights.manifest import compare_keys, load_manifest
 
     manifest = load_manifest(path)
     model = build_meta_model(manifest.kind)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 
-from engine.tooncrafter.config import diffusion_from_reference, tiny_from_reference
 from engine.tooncrafter.model import (
     InterpolationNoise,
     InterpolationSettings,
@@ -15,9 +14,10 @@ from engine.tooncrafter.model import (
     interpolate,
     load_state,
 )
+from engine.tooncrafter.networks.config import diffusion_from_reference, tiny_from_reference
+from engine.tooncrafter.networks.sketch_encoder import SketchEncoder
 from engine.tooncrafter.sampler import RecordedNoise, SamplerSettings, SamplerTrace
 from engine.tooncrafter.schedule import ddim_schedule, schedule_buffers
-from engine.tooncrafter.sketch_encoder import SketchEncoder
 
 from .runner import CaseContext
 

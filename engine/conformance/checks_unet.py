@@ -7,8 +7,8 @@ from collections.abc import Mapping
 
 import torch
 
-from engine.tooncrafter.sketch_encoder import SketchEncoder, SketchEncoderConfig
-from engine.tooncrafter.unet import UNET_KEY_PREFIX, ToonCrafterUNet, UNetConfig
+from engine.tooncrafter.networks.sketch_encoder import SketchEncoder, SketchEncoderConfig
+from engine.tooncrafter.networks.unet import UNET_KEY_PREFIX, ToonCrafterUNet, UNetConfig
 
 from .runner import CaseContext
 

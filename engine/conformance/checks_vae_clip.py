@@ -7,20 +7,20 @@ from collections.abc import Callable, Mapping
 
 import torch
 
-from engine.tooncrafter.autoencoder import (
+from engine.tooncrafter.clip_preprocess import clip_preprocess
+from engine.tooncrafter.networks.autoencoder import (
     AUTOENCODER_KEY_PREFIX,
     DualRefAutoencoder,
     DualRefAutoencoderConfig,
     keyframe_references,
 )
-from engine.tooncrafter.clip_preprocess import clip_preprocess
-from engine.tooncrafter.clip_towers import (
+from engine.tooncrafter.networks.clip_towers import (
     IMAGE_ENCODER_KEY_PREFIX,
     TEXT_ENCODER_KEY_PREFIX,
     CLIPImageEncoder,
     CLIPTextEncoder,
 )
-from engine.tooncrafter.resampler import RESAMPLER_KEY_PREFIX, Resampler, ResamplerConfig
+from engine.tooncrafter.networks.resampler import RESAMPLER_KEY_PREFIX, Resampler, ResamplerConfig
 
 
 def component_state_dict(weights: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

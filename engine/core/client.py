@@ -21,8 +21,8 @@ import sys
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 from . import protocol
 
@@ -137,7 +137,7 @@ class EngineClient:
         except (ConnectionRefusedError, ConnectionResetError, BrokenPipeError, socket.gaierror) as exc:
             conn.close()
             raise EngineUnavailable(f"no engine answers at {self.base_url} ({exc}); {START_HINT}") from None
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             conn.close()
             raise EngineUnavailable(f"the engine at {self.base_url} did not answer within {timeout or self.timeout} s") from None
         except (OSError, http.client.HTTPException) as exc:
@@ -161,7 +161,7 @@ class EngineClient:
         conn, response = self._open(method, path, body, timeout=timeout, accept=accept, auth=auth)
         try:
             return response.read()
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             raise EngineUnavailable(f"the engine at {self.base_url} stopped answering") from None
         except (OSError, http.client.HTTPException) as exc:
             raise EngineUnavailable(f"lost the connection to the engine at {self.base_url} ({exc})") from None
@@ -242,7 +242,7 @@ class EngineClient:
                 yield event
                 if kind == "state" and event.get("state") in protocol.TERMINAL_STATES:
                     return
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             raise EngineUnavailable(f"the engine at {self.base_url} stopped sending progress") from None
         except (OSError, http.client.HTTPException) as exc:
             raise EngineUnavailable(f"lost the connection to the engine at {self.base_url} ({exc})") from None

@@ -16,8 +16,8 @@ Spacing curves map the in-between's position in time x in (0, 1) to tau:
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 SPACINGS = ("linear", "ease-in", "ease-out", "ease-in-out")
 EXPOSURES = {"ones": 1, "twos": 2, "threes": 3}

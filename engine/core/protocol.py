@@ -12,8 +12,8 @@ import json
 import os
 import struct
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from .files import atomic_write_bytes
 

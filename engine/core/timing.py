@@ -21,8 +21,6 @@ SPACING_CHOICES = (
     ("ease-in-out", "Slow out and in (ease in-out)"),
     ("custom", "Custom timing chart"),
 )
-#: Backends with the labels animators see.
-BACKEND_CHOICES = (("auto", "Auto"), ("rife", "RIFE (fast, no download)"), ("tooncrafter", "ToonCrafter (generative)"))
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import functools
 import json
 import logging
 import platform
-from typing import Iterable
+from collections.abc import Iterable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -206,7 +206,7 @@ def create_app(queue: JobQueue, *, token: str, extra_hosts: Iterable[str] = ()) 
                         return
                     try:
                         await asyncio.wait_for(wake.wait(), SSE_KEEPALIVE_S)
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         yield ": keep-alive\n\n"
             finally:
                 queue.unsubscribe(job, wake)

@@ -11,8 +11,8 @@ import json
 import logging
 import signal
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 DESCRIPTION = """\
 Run the Inbetweener engine as a local HTTP server (the desktop app and the Krita plugin use it).

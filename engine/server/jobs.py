@@ -15,8 +15,9 @@ import logging
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ..api import Cancelled, CancelToken, EngineError, GenerationRequest, GenerationResult, ProgressFn
 from ..core import protocol

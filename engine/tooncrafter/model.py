@@ -27,14 +27,14 @@ import torch
 from torch import nn
 
 from ..api import CancelToken
-from .autoencoder import DualRefAutoencoder, keyframe_references, video_references
-from .clip_towers import CLIPImageEncoder, CLIPTextEncoder
-from .config import OFFICIAL_FS, ToonCrafterConfig
-from .resampler import Resampler
+from .networks.autoencoder import DualRefAutoencoder, keyframe_references, video_references
+from .networks.clip_towers import CLIPImageEncoder, CLIPTextEncoder
+from .networks.config import OFFICIAL_FS, ToonCrafterConfig
+from .networks.resampler import Resampler
+from .networks.sketch_encoder import SketchEncoder
+from .networks.unet import ToonCrafterUNet
 from .sampler import Conditioning, DDIMSampler, NoiseSource, SamplerSettings, SamplerTrace, SeededNoise
 from .schedule import schedule_buffers
-from .sketch_encoder import SketchEncoder
-from .unet import ToonCrafterUNet
 
 
 class DiffusionWrapper(nn.Module):

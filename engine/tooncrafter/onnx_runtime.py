@@ -27,7 +27,9 @@ import numpy as np
 import torch
 
 from ..api import EngineError
-from .autoencoder import (
+from .clip_preprocess import clip_preprocess
+from .model import KeyframeLatents
+from .networks.autoencoder import (
     DualRefAutoencoder,
     DualRefAutoencoderConfig,
     LatentPosterior,
@@ -35,14 +37,12 @@ from .autoencoder import (
     keyframe_references,
     video_references,
 )
-from .clip_preprocess import clip_preprocess
-from .config import ToonCrafterConfig
-from .model import KeyframeLatents
-from .resampler import ResamplerConfig
+from .networks.config import ToonCrafterConfig
+from .networks.resampler import ResamplerConfig
+from .networks.sketch_encoder import SketchEncoderConfig
+from .networks.unet import UNetConfig
 from .sampler import Conditioning, DDIMSampler
 from .schedule import DiffusionConfig, schedule_buffers
-from .sketch_encoder import SketchEncoderConfig
-from .unet import UNetConfig
 
 #: The manifest every export folder carries.
 MANIFEST_NAME = "onnx_export.json"

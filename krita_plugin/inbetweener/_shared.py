@@ -1,4 +1,4 @@
-"""The engine client, job protocol and timing planner that the desktop app and the engine use too.
+"""The engine client, job protocol, timing planner and settings vocabulary that the desktop app and the engine use too.
 
 The installed plugin carries a copy of `engine/core` as `inbetweener.engine_core` (the zip built by
 installer/build.py puts it there); run from a checkout, the repository's own `engine.core` is used.
@@ -8,8 +8,8 @@ Either way the code is the standard-library-only package, so it runs in Krita's 
 from __future__ import annotations
 
 try:
-    from .engine_core import client, planning, protocol, timing
+    from .engine_core import client, planning, protocol, timing, vocabulary
 except ImportError:
-    from engine.core import client, planning, protocol, timing
+    from engine.core import client, planning, protocol, timing, vocabulary
 
-__all__ = ["client", "planning", "protocol", "timing"]
+__all__ = ["client", "planning", "protocol", "timing", "vocabulary"]

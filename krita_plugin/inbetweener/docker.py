@@ -15,18 +15,18 @@ from dataclasses import asdict
 from krita import DockWidget, Krita
 
 from . import document, engine_link, generation, segments, takes
-from .import_pacing import paced_import
 from ._qt import QtCore, QtWidgets, Signal
 from ._shared import client as engine_client
-from ._shared import planning
+from ._shared import planning, vocabulary
 from ._shared import timing as shared_timing
+from .import_pacing import paced_import
 
 DOCKER_ID = "inbetweener_docker"
 DOCKER_TITLE = "Inbetweener"
 SPACING_CHOICES = shared_timing.SPACING_CHOICES
-BACKEND_CHOICES = shared_timing.BACKEND_CHOICES
+BACKEND_CHOICES = vocabulary.BACKEND_CHOICES
 SPAN_ROLE = QtCore.Qt.ItemDataRole.UserRole
-MAX_SEED = 2**31 - 1
+MAX_SEED = int(vocabulary.SEED.high)
 
 
 class Background(QtCore.QObject):
@@ -134,7 +134,7 @@ class InbetweenPanel(QtWidgets.QWidget):
             self.backend_combo.addItem(label, value)
         form.addRow("Engine", self.backend_combo)
         self.motion_spin = QtWidgets.QSpinBox()
-        self.motion_spin.setRange(1, 100)
+        self.motion_spin.setRange(int(vocabulary.MOTION.low), int(vocabulary.MOTION.high))
         self.motion_spin.setToolTip("How much motion ToonCrafter puts between the keys (its frame-stride conditioning; 10 is the official value)")
         form.addRow("Motion", self.motion_spin)
         row = QtWidgets.QHBoxLayout()
@@ -145,11 +145,11 @@ class InbetweenPanel(QtWidgets.QWidget):
         row.addWidget(self.new_seed_button)
         form.addRow("Seed", row)
         self.steps_spin = QtWidgets.QSpinBox()
-        self.steps_spin.setRange(1, 1000)
+        self.steps_spin.setRange(int(vocabulary.STEPS.low), int(vocabulary.STEPS.high))
         self.steps_spin.setToolTip("Denoising steps of ToonCrafter (50 is the official value)")
         form.addRow("Steps", self.steps_spin)
         self.sketch_strength_spin = QtWidgets.QDoubleSpinBox()
-        self.sketch_strength_spin.setRange(0.0, 2.0)
+        self.sketch_strength_spin.setRange(vocabulary.SKETCH_STRENGTH.low, vocabulary.SKETCH_STRENGTH.high)
         self.sketch_strength_spin.setSingleStep(0.05)
         self.sketch_strength_spin.setToolTip("How strongly the sketches steer the in-betweens")
         form.addRow("Sketch strength", self.sketch_strength_spin)

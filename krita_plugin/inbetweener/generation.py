@@ -17,9 +17,9 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from . import document, pixels, segments, takes
 from ._shared import client as engine_client
@@ -338,10 +338,11 @@ def take_record(request: TakeRequest, result: TakeFrames, layer_uid: str, layer_
     }
 
 
-def generate(doc, key_layer, client, picked=None, timing=segments.Timing(), settings=DrawSettings(),
+def generate(doc, key_layer, client, picked=None, timing: segments.Timing | None = None, settings=DrawSettings(),
              options=TakeOptions(), sketch_layer=None, progress: ProgressFn | None = None,
              cancel: threading.Event | None = None, guard: takes.ImportGuard | None = None):
     """All three steps in the calling thread (scripts, tests); the new layer."""
+    timing = timing if timing is not None else segments.Timing()
     request = prepare_take(doc, key_layer, picked, timing, settings, options, sketch_layer)
     result = run_take(request, client, progress or (lambda fraction, message: None), cancel or threading.Event())
     return land_take(doc, request, result, guard)

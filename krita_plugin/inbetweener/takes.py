@@ -17,8 +17,9 @@ import contextlib
 import json
 import math
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Callable, ContextManager
 
 from .document import DocumentError, node_uid
 
@@ -86,7 +87,7 @@ def layer_name(spans: list[tuple[int, int]], seed: int) -> str:
     return f"{LAYER_PREFIX} f{start}–f{end} seed {seed}"
 
 
-ImportGuard = Callable[[object], ContextManager]
+ImportGuard = Callable[[object], AbstractContextManager]
 
 
 def import_take(doc, files: list[str], plan: ImportPlan, name: str, guard: ImportGuard | None = None):

@@ -29,13 +29,13 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from ..api import EngineError
+from ...api import EngineError
 from .manifest import CLIP_PREFIXES, Manifest, bundled_manifest, compare_keys
 
 if TYPE_CHECKING:
-    from .config import ToonCrafterConfig
-    from .model import ToonCrafterModel
-    from .sketch_encoder import SketchEncoder
+    from ..model import ToonCrafterModel
+    from ..networks.config import ToonCrafterConfig
+    from ..networks.sketch_encoder import SketchEncoder
 
 DEEPSPEED_PREFIX = "_forward_module."
 CONTROL_PREFIX = "control_model."
@@ -341,7 +341,7 @@ class VerifiedFile:
 
 def verify_file(path: str | Path, config: "ToonCrafterConfig | None" = None) -> VerifiedFile:
     """Identify a weights file and check it against its manifest (raises CheckpointError)."""
-    from .config import ToonCrafterConfig
+    from ..networks.config import ToonCrafterConfig
 
     config = config or ToonCrafterConfig()
     f = TensorFile(path)
@@ -433,7 +433,7 @@ def fill_model(
 
 def manifest_for(config: "ToonCrafterConfig", kind: str = "tooncrafter") -> Manifest:
     """The manifest a file must match: the bundled official one, or the layout a test model builds."""
-    from .model import build_model, build_sketch_encoder, state_shapes
+    from ..model import build_model, build_sketch_encoder, state_shapes
 
     if config.is_official:
         return bundled_manifest("tooncrafter_512_interp" if kind == "tooncrafter" else "sketch_encoder")
@@ -457,9 +457,9 @@ def load_tooncrafter(
     """Check a ToonCrafter checkpoint against its manifest, then build and fill the model.
 
     `device` may be a function of the state-dict key (see `fill_model`)."""
-    from .config import ToonCrafterConfig
-    from .model import build_model
-    from .schedule import SCHEDULE_BUFFER_NAMES
+    from ..model import build_model
+    from ..networks.config import ToonCrafterConfig
+    from ..schedule import SCHEDULE_BUFFER_NAMES
 
     config = config or ToonCrafterConfig()
     source = tooncrafter_source(path, clip_path, manifest_for(config, "tooncrafter"))
@@ -475,7 +475,7 @@ def load_tooncrafter(
 
 def _restore_schedule(model: "ToonCrafterModel", config: "ToonCrafterConfig", keys: list[str], what: str) -> None:
     """A half-precision file rounds the schedule; put back the exact float32 values it rounds."""
-    from .schedule import schedule_buffers
+    from ..schedule import schedule_buffers
 
     exact = schedule_buffers(config.diffusion)
     for key in keys:
@@ -491,8 +491,8 @@ def load_sketch_encoder(
     dtype: torch.dtype = torch.float32,
     device: str | torch.device = "cpu",
 ) -> "SketchEncoder":
-    from .config import ToonCrafterConfig
-    from .model import build_sketch_encoder
+    from ..model import build_sketch_encoder
+    from ..networks.config import ToonCrafterConfig
 
     config = config or ToonCrafterConfig()
     source = sketch_encoder_source(path, manifest_for(config, "sketch_encoder"))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .frames import clip_to_frames, frames_to_clip
+from ..frames import clip_to_frames, frames_to_clip
 from .resblock import ResBlock
 from .transformer import SpatialTransformer, TemporalTransformer
 

@@ -4,7 +4,7 @@ A checkpoint is checked against its manifest BEFORE any tensor is loaded, so a w
 foreign file gets an error that names what is missing, unexpected or mis-shaped, instead of a
 PyTorch traceback halfway through a 10 GB load.
 
-The bundled manifests (engine/tooncrafter/manifests/*.json) are generated at development time from
+The bundled manifests (engine/tooncrafter/weights/manifests/*.json) are generated at development time from
 the reference manifests by tools/build_manifests.py; `load_manifest` also reads the reference format
 directly (used by `python -m engine.conformance --manifest FILE`).
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 MANIFEST_DIR = Path(__file__).with_name("manifests")
@@ -90,7 +90,7 @@ def load_manifest(path: str | Path) -> Manifest:
     raise ValueError(f"{path} is not a checkpoint manifest (no 'entries' list)")
 
 
-@lru_cache(maxsize=None)
+@cache
 def bundled_manifest(name: str) -> Manifest:
     """One of the manifests shipped in the package: 'tooncrafter_512_interp' or 'sketch_encoder'."""
     if name not in BUNDLED:

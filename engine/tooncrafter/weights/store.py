@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from ..api import EngineError
+from ...api import EngineError
 
 ENV_VAR = "INBETWEENER_MODELS"
 APP_DIR = "Inbetweener"
@@ -310,6 +310,8 @@ def import_weights(
 
     Returns (stored path, kind, sha256). The diffusion schedule stays float32.
     """
+    from ..networks.config import ToonCrafterConfig
+    from ..schedule import SCHEDULE_BUFFER_NAMES
     from .checkpoint import (
         TensorFile,
         WeightSource,
@@ -318,8 +320,6 @@ def import_weights(
         tooncrafter_source,
         verify_file,
     )
-    from .config import ToonCrafterConfig
-    from .schedule import SCHEDULE_BUFFER_NAMES
 
     config = config or ToonCrafterConfig()
     path = Path(path)

@@ -11,14 +11,14 @@ State-dict keys are the checkpoint's with the `first_stage_model.` prefix remove
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 
 import torch
 from torch import nn
 
-from engine.tooncrafter.dualref_decoder import DualRefDecoder
-from engine.tooncrafter.vae_encoder import VAEEncoder
+from engine.tooncrafter.networks.dualref_decoder import DualRefDecoder
+from engine.tooncrafter.networks.vae_encoder import VAEEncoder
 
 #: Prefix of the first stage's keys in the official checkpoint.
 AUTOENCODER_KEY_PREFIX = "first_stage_model."
@@ -230,38 +230,60 @@ class DualRefAutoencoder(nn.Module):
     def decode(
         self, latents: torch.Tensor, references: Sequence[torch.Tensor], chunk_frames: int | None = None
     ) -> torch.Tensor:
-        """latents (B, z, T, h, w) in the diffusion space -> frames (B, 3, T, 8h, 8w), not clamped.
-
-        Each video is decoded in chunks of `chunk_frames` (default: the config's 16) with the
-        reference maps applied to the first and last frame of each chunk, as the original does.
-        """
-        if latents.ndim != 5:
-            raise ValueError(f"VAE decode expects (B, C, T, h, w) latents, got {tuple(latents.shape)}")
-        b, _, t, _, _ = latents.shape
-        if any(ref.shape[0] != b for ref in references):
-            raise ValueError(f"reference maps must have batch size {b} like the latents")
+        """latents (B, z, T, h, w) in the diffusion space -> frames (B, 3, T, 8h, 8w), not clamped."""
         step = chunk_frames or self.config.decode_chunk_frames
-        z = latents / self.config.scale_factor
-        videos = []
-        for i in range(b):
-            refs = [ref[i : i + 1] for ref in references]
-            chunks = []
-            for start in range(0, t, step):
-                chunk = z[i, :, start : start + step].transpose(0, 1)
-                frames = self.decoder(chunk, refs, chunk.shape[0])
-                chunks.append(frames.transpose(0, 1).unsqueeze(0))
-            videos.append(torch.cat(chunks, dim=2))
-        return torch.cat(videos, dim=0)
+        return decode_in_chunks(self.decoder, latents, references, self.config.scale_factor, step)
 
     def decode_two_pass(self, latents: torch.Tensor, references: Sequence[torch.Tensor]) -> TwoPassFrames:
-        """The official interpolation decode: decode all T frames, decode again without frames 1 and
-        T-2, and take the two middle frames (T/2-1, T/2) from the second pass."""
-        t = latents.shape[2]
-        if t < 4 or t % 2:
-            raise ValueError(f"the two-pass decode needs an even number of at least 4 frames, got {t}")
-        single = self.decode(latents, references)
-        keep = [i for i in range(t) if i not in (1, t - 2)]
-        middle = self.decode(latents[:, :, keep], references)
-        half = t // 2
-        frames = torch.cat([single[:, :, : half - 1], middle[:, :, half - 2 : half], single[:, :, half + 1 :]], dim=2)
-        return TwoPassFrames(frames, single, middle)
+        """The official interpolation decode (see `two_pass_decode`)."""
+        return two_pass_decode(lambda z: self.decode(z, references), latents)
+
+
+#: The dual-reference decoder's call: unscaled latent frames (N, z, h, w), the reference maps of the
+#: videos they belong to, frames per video -> frames (N, 3, 8h, 8w). Every runtime provides one.
+DecodeFrames = Callable[[torch.Tensor, Sequence[torch.Tensor], int], torch.Tensor]
+
+
+def decode_in_chunks(
+    decode_frames: DecodeFrames,
+    latents: torch.Tensor,
+    references: Sequence[torch.Tensor],
+    scale_factor: float,
+    chunk_frames: int,
+) -> torch.Tensor:
+    """latents (B, z, T, h, w) in the diffusion space -> frames (B, 3, T, 8h, 8w), not clamped.
+
+    Each video is decoded in chunks of `chunk_frames` (the config's 16) with the reference maps
+    applied to the first and last frame of each chunk, as the original does. Shared by every runtime.
+    """
+    if latents.ndim != 5:
+        raise ValueError(f"VAE decode expects (B, C, T, h, w) latents, got {tuple(latents.shape)}")
+    b, _, t, _, _ = latents.shape
+    if any(ref.shape[0] != b for ref in references):
+        raise ValueError(f"reference maps must have batch size {b} like the latents")
+    z = latents / scale_factor
+    videos = []
+    for i in range(b):
+        refs = [ref[i : i + 1] for ref in references]
+        chunks = []
+        for start in range(0, t, chunk_frames):
+            chunk = z[i, :, start : start + chunk_frames].transpose(0, 1)
+            frames = decode_frames(chunk, refs, chunk.shape[0])
+            chunks.append(frames.transpose(0, 1).unsqueeze(0))
+        videos.append(torch.cat(chunks, dim=2))
+    return torch.cat(videos, dim=0)
+
+
+def two_pass_decode(decode: Callable[[torch.Tensor], torch.Tensor], latents: torch.Tensor) -> TwoPassFrames:
+    """The official interpolation decode: decode all T frames, decode again without frames 1 and
+    T-2, and take the two middle frames (T/2-1, T/2) from the second pass. `decode` maps latents
+    (B, z, T', h, w) to frames (B, 3, T', H, W) with the keyframes' reference maps."""
+    t = latents.shape[2]
+    if t < 4 or t % 2:
+        raise ValueError(f"the two-pass decode needs an even number of at least 4 frames, got {t}")
+    single = decode(latents)
+    keep = [i for i in range(t) if i not in (1, t - 2)]
+    middle = decode(latents[:, :, keep])
+    half = t // 2
+    frames = torch.cat([single[:, :, : half - 1], middle[:, :, half - 2 : half], single[:, :, half + 1 :]], dim=2)
+    return TwoPassFrames(frames, single, middle)

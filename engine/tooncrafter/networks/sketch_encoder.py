@@ -13,15 +13,16 @@ Parameter names are those of `sketch_encoder.ckpt` (bare ControlNet keys, no pre
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from ..frames import clip_to_frames
 from .attention import set_attention_chunk
 from .embeddings import EmbeddingMLP
-from .frames import clip_to_frames
 from .layer_stack import FrameConditioning
 from .unet import BlockFactory, EncoderLayout, config_from_options
 

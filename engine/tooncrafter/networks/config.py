@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..schedule import DiffusionConfig
 from .autoencoder import DualRefAutoencoderConfig
 from .clip_towers import DEFAULT_ARCHITECTURE
 from .resampler import ResamplerConfig
-from .schedule import DiffusionConfig
 from .sketch_encoder import SketchEncoderConfig
 from .unet import UNetConfig
 

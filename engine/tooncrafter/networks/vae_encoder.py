@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.tooncrafter.normalization import Float32GroupNorm
+from engine.tooncrafter.networks.normalization import Float32GroupNorm
 
 
 def vae_group_norm(channels: int) -> Float32GroupNorm:

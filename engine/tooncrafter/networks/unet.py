@@ -15,15 +15,16 @@ included, so the official weights load with `load_state_dict(strict=True)`.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from ..frames import clip_to_frames
 from .attention import set_attention_chunk
 from .embeddings import EmbeddingMLP
-from .frames import clip_to_frames
 from .layer_stack import FrameConditioning, LayerStack
 from .normalization import group_norm
 from .resample import Downsample, Upsample

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .frames import clip_to_frames, frames_to_clip
+from ..frames import clip_to_frames, frames_to_clip
 from .normalization import group_norm
 from .temporal_conv import TemporalConvBlock
 

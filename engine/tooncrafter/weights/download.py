@@ -16,7 +16,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from ..api import CancelToken, EngineError
+from ...api import CancelToken, EngineError
 
 CHUNK = 1 << 20
 USER_AGENT = "inbetweener-model-download/1"

@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.tooncrafter.normalization import Float32GroupNorm
-from engine.tooncrafter.vae_encoder import MidBlock, ResnetBlock, SpatialSelfAttention, vae_group_norm
+from engine.tooncrafter.networks.normalization import Float32GroupNorm
+from engine.tooncrafter.networks.vae_encoder import MidBlock, ResnetBlock, SpatialSelfAttention, vae_group_norm
 
 
 def _frames_to_video(x: torch.Tensor, num_frames: int) -> torch.Tensor:

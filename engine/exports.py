@@ -17,9 +17,6 @@ from __future__ import annotations
 import csv
 import math
 import os
-import secrets
-import shutil
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,6 +27,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .api import EngineError
+from .core import files
 
 KINDS = ("key", "inbetween", "hold")
 KIND_LABELS = {"key": "key", "inbetween": "in-between", "hold": "hold"}
@@ -198,43 +196,37 @@ def _refuse_existing(paths: Iterable[Path]) -> None:
 
 @contextmanager
 def atomic_path(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary path beside `path` (same suffix); rename it onto `path` when the block ends.
+    """engine.core.files.atomic_path with export errors: a temporary path renamed onto `path` at the end."""
+    with _as_export_errors():
+        with files.atomic_path(path, overwrite) as tmp:
+            yield tmp
 
-    On any error the temporary file is removed and `path` is left as it was.
-    """
-    path = Path(path)
-    if not overwrite:
-        _refuse_existing([path])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A fresh name rather than mkstemp, so the file gets the user's usual permissions, not 0600.
-    tmp = path.with_name(f".{path.stem}.{secrets.token_hex(6)}.partial{path.suffix}")
+
+@contextmanager
+def _as_export_errors() -> Iterator[None]:
+    """File-system failures as ExportError naming the file and the problem in words."""
     try:
-        yield tmp
-        if not overwrite:
-            _refuse_existing([path])
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        yield
+    except ExportError:
+        raise
+    except files.DestinationExists as exc:
+        raise ExportExistsError(exc.path) from None
+    except files.UnsafeWriteError as exc:
+        raise ExportError(str(exc)) from None
+    except OSError as exc:
+        raise ExportError(f"cannot write {files.describe_os_error(exc)}") from None
+
+
+def check_writable(folder: str | os.PathLike) -> Path:
+    """Refuse, before any frame is drawn, an output folder that cannot be written (a file in the
+    way, a read-only disk, no permission)."""
+    with _as_export_errors():
+        return files.check_writable_folder(folder)
 
 
 def _save_png(image: np.ndarray, path: Path) -> None:
     """RGBA 8-bit PNG (the one place frames are encoded, so tests can make it fail)."""
     Image.fromarray(image, "RGBA").save(path, format="PNG")
-
-
-def _move_all_into_place(staged: Sequence[tuple[Path, Path]], overwrite: bool) -> None:
-    """Rename staged files onto their destinations; if one rename fails, take back those already moved."""
-    if not overwrite:
-        _refuse_existing(dst for _, dst in staged)
-    moved: list[Path] = []
-    try:
-        for src, dst in staged:
-            os.replace(src, dst)
-            moved.append(dst)
-    except BaseException:
-        for dst in moved:
-            dst.unlink(missing_ok=True)
-        raise
 
 
 # --- PNG sequence and timing sheet -----------------------------------------------------------
@@ -286,8 +278,10 @@ def check_sequence_target(
     exists (unless overwriting). Needs only the timing, so it runs before any frame is generated."""
     plan = _plan_sequence(timeline(frames, images=False), options)
     paths = [Path(folder) / n for n in plan.names]
-    if not options.overwrite:
-        _refuse_existing(paths)
+    check_writable(folder)
+    with _as_export_errors():
+        files.recover_interrupted(folder)
+        files.check_destinations(folder, plan.names, options.overwrite)
     return paths
 
 
@@ -306,12 +300,7 @@ def write_png_sequence(
     frames = timeline(frames)
     plan = _plan_sequence(frames, options)
     folder = Path(folder)
-    if not options.overwrite:
-        _refuse_existing(folder / n for n in plan.names)
-
-    folder.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{options.name}.", suffix=".partial", dir=folder))
-    try:
+    with _as_export_errors(), files.publish(folder, plan.names, options.overwrite) as staging:
         for f, file_name in plan.to_write:
             _save_png(f.image, staging / file_name)
         if plan.sheet:
@@ -320,9 +309,6 @@ def write_png_sequence(
                 writer.writerow(["frame", "file", "kind", "drawing"])
                 for f in frames:
                     writer.writerow([f.frame, plan.file_of[f.frame], f.kind, f.drawing])
-        _move_all_into_place([(staging / n, folder / n) for n in plan.names], options.overwrite)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return SequenceFiles([folder / n for _, n in plan.to_write], folder / plan.sheet if plan.sheet else None)
 
 
@@ -644,11 +630,12 @@ def export_all(
     frames = timeline(frames)
     targets = export_targets(folder, name, formats)
     sequence = SequenceOptions(name, padding, start, duplicate_holds, overwrite=overwrite)
+    check_writable(folder)
     if not overwrite:
-        files = [target for fmt, target in targets.items() if fmt != "png"]
+        paths = [target for fmt, target in targets.items() if fmt != "png"]
         if "png" in targets:
-            files += check_sequence_target(targets["png"], frames, sequence)
-        _refuse_existing(files)
+            paths += check_sequence_target(targets["png"], frames, sequence)
+        _refuse_existing(paths)
     out: dict[str, Path | SequenceFiles] = {}
     for fmt, target in targets.items():
         if fmt == "png":

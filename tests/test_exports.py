@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -166,7 +169,7 @@ def test_png_sequence_failure_while_encoding_leaves_nothing(tmp_path, monkeypatc
         real_save(image, path)
 
     monkeypatch.setattr(exports, "_save_png", failing_save)
-    with pytest.raises(OSError, match="simulated"):
+    with pytest.raises(ExportError, match="simulated"):
         exports.write_png_sequence(timeline_on_twos(), tmp_path, exports.SequenceOptions(name="ball"))
     assert len(calls) == 4
     assert listing(tmp_path) == ["keep.txt"], "no frames and no temporary folder may be left"
@@ -183,7 +186,7 @@ def test_png_sequence_failure_while_moving_takes_back_moved_frames(tmp_path, mon
         real_replace(src, dst)
 
     monkeypatch.setattr(exports.os, "replace", failing_replace)
-    with pytest.raises(OSError, match="simulated"):
+    with pytest.raises(ExportError, match="simulated"):
         exports.write_png_sequence(timeline_on_twos(), tmp_path, exports.SequenceOptions("ball", duplicate_holds=False))
     assert listing(tmp_path) == []
 
@@ -225,7 +228,7 @@ def test_single_file_failure_leaves_no_file(tmp_path, monkeypatch):
         raise OSError("simulated")
 
     monkeypatch.setattr(PSDImage, "save", failing_save)
-    with pytest.raises(OSError, match="simulated"):
+    with pytest.raises(ExportError, match="simulated"):
         exports.write_psd(timeline_on_twos(), tmp_path / "ball.psd")
     assert listing(tmp_path) == []
 
@@ -349,3 +352,118 @@ def test_exports_import_neither_torch_nor_qt():
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
+
+
+# --- failures while replacing, and crashes (engine.core.files.publish) ----------------------
+
+
+def _other_timeline() -> list[FrameResult]:
+    """The same timing with other drawings: what an overwrite replaces the first export with."""
+    return [FrameResult(f.frame, 255 - f.image, f.kind, f.drawing) for f in timeline_on_twos()]
+
+
+def test_failed_overwrite_puts_the_replaced_frames_back(tmp_path):
+    exports.write_png_sequence(timeline_on_twos(), tmp_path, exports.SequenceOptions("ball"))
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    blocked = "ball_0005.png"  # a folder now stands where the fifth frame goes
+    (tmp_path / blocked).unlink()
+    (tmp_path / blocked).mkdir()
+    with pytest.raises(ExportError, match="ball_0005.png is a folder"):
+        exports.write_png_sequence(_other_timeline(), tmp_path, exports.SequenceOptions("ball", overwrite=True))
+    for name, data in before.items():
+        if name != blocked:
+            assert (tmp_path / name).read_bytes() == data, f"{name} was lost or changed"
+    assert listing(tmp_path) == sorted(before)
+
+
+def test_overwrite_failing_at_a_rename_restores_every_replaced_frame(tmp_path, monkeypatch):
+    exports.write_png_sequence(timeline_on_twos(), tmp_path, exports.SequenceOptions("ball"))
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    real_replace = os.replace
+    renames = []
+
+    def failing_replace(src, dst):
+        renames.append(dst)
+        if len(renames) == 7:
+            raise OSError(errno.EIO, "input/output error (simulated)", str(dst))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(ExportError, match="simulated"):
+        exports.write_png_sequence(_other_timeline(), tmp_path, exports.SequenceOptions("ball", overwrite=True))
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert len(renames) >= 7
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+KILL_AT_RENAME = """
+import os, signal, sys
+import numpy as np
+from engine import exports
+from engine.api import FrameResult
+folder, kill_at, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+renames = [0]
+real_replace, real_rename = os.replace, os.rename
+def killing(real):
+    def rename(src, dst):
+        if str(dst).endswith(".png") or os.path.basename(str(dst)) == os.path.basename(folder):
+            renames[0] += 1
+            if renames[0] == kill_at:
+                os.kill(os.getpid(), signal.SIGKILL)
+        return real(src, dst)
+    return rename
+os.replace, os.rename = killing(real_replace), killing(real_rename)
+image = np.zeros((8, 8, 4), np.uint8)
+frames = [FrameResult(f, image + f % 200, "key" if f in (0, count - 1) else "inbetween", f) for f in range(count)]
+exports.write_png_sequence(frames, folder, exports.SequenceOptions("walk"))
+print("finished")
+"""
+
+
+def _killed_export(folder: Path, kill_at: int, count: int) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", KILL_AT_RENAME, str(folder), str(kill_at), str(count)],
+                          capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])
+
+
+def test_kill_while_frames_move_in_leaves_no_partial_sequence(tmp_path):
+    """kill -9 in the middle of moving 60 frames into a folder that holds other work: the next
+    export into that folder rolls the interrupted one back, says so, and then succeeds whole."""
+    folder = tmp_path / "shot"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("the animator's own file")
+    killed = _killed_export(folder, kill_at=25, count=60)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    rerun = subprocess.run([sys.executable, "-c", KILL_AT_RENAME.replace("os.replace, os.rename = ", "_ = "),
+                            str(folder), "0", "60"], capture_output=True, text=True, timeout=120,
+                           cwd=Path(__file__).resolve().parents[1])
+    assert rerun.returncode == 0, rerun.stderr
+    assert "rolled back an interrupted export" in rerun.stderr
+    assert listing(folder) == ["notes.txt"] + [f"walk_{n:04d}.png" for n in range(1, 61)]
+    assert (folder / "notes.txt").read_text() == "the animator's own file"
+    assert read_png(folder / "walk_0060.png")[0, 0, 0] == 59
+
+
+def test_recovery_alone_leaves_the_folder_as_before_the_killed_export(tmp_path):
+    from engine.core import files
+
+    folder = tmp_path / "shot"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    assert _killed_export(folder, kill_at=10, count=30).returncode == -signal.SIGKILL
+    assert any(name.endswith(".staging") for name in listing(folder))
+    report = files.recover_interrupted(folder)
+    assert len(report) == 1 and "rolled back" in report[0]
+    assert listing(folder) == ["notes.txt"]
+
+
+def test_kill_while_publishing_into_a_new_folder_shows_all_or_nothing(tmp_path):
+    """Into a folder that does not exist yet the sequence is staged beside it and renamed in one
+    step: killed just before that step, nothing appears; the next run cleans the staging up."""
+    folder = tmp_path / "new_shot"
+    killed = _killed_export(folder, kill_at=1, count=40)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert not folder.exists()
+    assert [p for p in listing(tmp_path) if not p.endswith(".staging")] == []
+    exports.write_png_sequence(timeline_on_twos(), folder, exports.SequenceOptions("walk"))
+    assert listing(tmp_path) == ["new_shot"]
+    assert len(listing(folder)) == 9

@@ -46,6 +46,7 @@ installed, else rife, and says which one ran.
 other commands:
   inbetween models list|verify|import|download   manage the ToonCrafter weights
   inbetween serve                                 run the local engine for the desktop app and Krita
+  inbetween batch SHOTS.yaml                      many shots at once, resumable; --export-openjd for a farm
 """
 
 
@@ -229,6 +230,10 @@ def _run_generate(args) -> int:
             overwrite=args.overwrite,
         )
         exports.check_sequence_target(out_dir, _planned_frames(request), sequence)
+        extras = [out_dir / f"{name}_contact.png"] * args.contact_sheet + [out_dir / f"{name}.gif"] * args.gif
+        for extra in extras if not args.overwrite else ():
+            if extra.exists():
+                raise exports.ExportExistsError(extra)
         if args.server:
             from .server.remote import run_remote_job
 
@@ -255,8 +260,12 @@ def _run_generate(args) -> int:
             exports.write_contact_sheet(frames, out_dir / f"{name}_contact.png", overwrite=args.overwrite)
         if args.gif:
             exports.write_gif(frames, out_dir / f"{name}.gif", fps=args.fps, overwrite=args.overwrite)
-    except (EngineError, OSError) as exc:
+    except EngineError as exc:
         return _bad_input(exc)
+    except OSError as exc:
+        from .core.files import describe_os_error
+
+        return _bad_input(f"cannot write {describe_os_error(exc)}")
     for warning in result.warnings:
         print(f"inbetween: warning: {warning}", file=sys.stderr)
     _say_backend(settings.backend, result.provenance.get("backend", "?"))
@@ -290,6 +299,7 @@ def _bad_input(exc: BaseException) -> int:
 SUBCOMMANDS = {
     "models": ("engine.models_cli", "manage ToonCrafter weights"),
     "serve": ("engine.server.cli", "run the local engine server"),
+    "batch": ("engine.batch.cli", "in-between the shots of a batch file"),
 }
 
 

@@ -87,8 +87,9 @@ class BatchRunner:
         for number, job in enumerate(jobs):
             cancel.check()
 
-            def job_progress(stage: str, fraction: float, message: str, number: int = number) -> None:
-                progress(stage, (number + fraction) / len(jobs), f"{number + 1}/{len(jobs)} {job.label}: {message}")
+            def job_progress(stage: str, fraction: float, message: str, number: int = number,
+                             label: str = job.label) -> None:
+                progress(stage, (number + fraction) / len(jobs), f"{number + 1}/{len(jobs)} {label}: {message}")
 
             self._run_one(job, job_progress, cancel, report)
         progress("post", 1.0, "batch finished")

@@ -87,6 +87,8 @@ class GenerationSettings:
         ):
             if value not in choices:
                 raise EngineError(f"unknown {name} {value!r}: choose one of {', '.join(choices)}")
+        if not vocabulary.is_device(self.device):
+            raise EngineError(f"unknown device {self.device!r}: choose one of {', '.join(vocabulary.DEVICES)}")
         for name, value, allowed in (
             ("steps", self.steps, vocabulary.STEPS),
             ("motion", self.motion, vocabulary.MOTION),

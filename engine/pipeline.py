@@ -26,7 +26,7 @@ from .api import (
     no_progress,
 )
 from .backends import get_backend, resolve_backend_name
-from .core.planning import PlanningError, frame_assignments, plan_timeline
+from .core.planning import PlanningError, SegmentPlan, frame_assignments, plan_timeline
 from .imaging import check_rgba, fit_into, is_blank, size_of
 
 
@@ -44,11 +44,15 @@ def build_request(
     settings: GenerationSettings | None = None,
     only_segments: Sequence[int] | None = None,
     fit: bool = False,
+    segments: Sequence[SegmentPlan] | None = None,
 ) -> GenerationRequest:
     """Validate the artist's keyframes and sketches and plan the segments between the keys.
 
     With `fit`, keyframes and sketches of another size are fitted (scaled, padded, never cropped)
     into the first keyframe's size; without it a size mismatch is an error naming both sizes.
+    `segments` are segments the caller planned already (a job sent by `inbetween --server`): they
+    are used as they are, so the server draws exactly what the caller planned, and exposure,
+    spacing and count are not planned again.
     """
     keyframes = list(keyframes)
     if len(keyframes) < 2:
@@ -72,7 +76,10 @@ def build_request(
         Keyframe(k.frame, conform(k.image, k.source or f"keyframe at frame {k.frame}"), k.source) for k in keyframes
     ]
     try:
-        segments = plan_timeline([k.frame for k in keyframes], exposure=exposure, spacing=spacing, count=count)
+        if segments is None:
+            segments = plan_timeline([k.frame for k in keyframes], exposure=exposure, spacing=spacing, count=count)
+        else:
+            segments = _check_planned([k.frame for k in keyframes], list(segments))
     except PlanningError as exc:
         raise TimingError(str(exc)) from None
 
@@ -104,6 +111,16 @@ def build_request(
         sketches=checked_sketches,
         only_segments=only_segments,
     )
+
+
+def _check_planned(key_frames: list[int], segments: list[SegmentPlan]) -> list[SegmentPlan]:
+    """Segments planned elsewhere must join the keys in order, one segment per pair of keys."""
+    pairs = list(zip(key_frames, key_frames[1:]))
+    if any(a >= b for a, b in pairs):
+        raise PlanningError(f"keyframe positions must increase, got {key_frames}")
+    if [(s.start_frame, s.end_frame) for s in segments] != pairs or [s.index for s in segments] != list(range(len(pairs))):
+        raise PlanningError(f"the planned segments do not join the keyframes {key_frames} in order")
+    return segments
 
 
 def _segment_progress(progress: ProgressFn, done: int, total: int) -> ProgressFn:

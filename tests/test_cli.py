@@ -128,3 +128,93 @@ def test_help_speaks_animation():
     out = subprocess.run([sys.executable, "-m", "engine", "--help"], capture_output=True, text=True, check=True).stdout
     for word in ("keyframe", "in-between", "--spacing", "ease-in-out", "--on", "twos", "--backend", "--sketch"):
         assert word in out
+
+
+# --- hardening: output folder checked first, explicit weights, devices, remote = local ------------
+
+
+@pytest.fixture()
+def no_generation(monkeypatch):
+    """Records every generation; a check that must come first leaves it empty."""
+    from engine import pipeline
+
+    calls = []
+    real = pipeline.generate
+
+    def recording(request, **kw):
+        calls.append(request)
+        return real(request, **kw)
+
+    monkeypatch.setattr(pipeline, "generate", recording)
+    return calls
+
+
+def test_out_that_is_a_file_is_refused_before_generating(pair, tmp_path, capsys, no_generation):
+    out = tmp_path / "render.png"
+    out.write_bytes(b"an existing file")
+    code, err = run([*pair, "--count", "2", "--out", out, "--backend", "rife"], capsys)
+    assert code == 2
+    line = error_line(err)
+    assert "render.png is a file, not a folder" in line and "[Errno" not in line
+    assert no_generation == [] and out.read_bytes() == b"an existing file"
+
+
+def test_read_only_out_is_refused_before_generating(pair, tmp_path, capsys, no_generation, monkeypatch):
+    import errno
+    import os
+
+    out = tmp_path / "mounted_read_only"
+    out.mkdir()
+    real_open = os.open
+
+    def read_only_open(path, flags, *args, **kw):
+        if str(path).startswith(str(out)) and flags & os.O_CREAT:
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_open(path, flags, *args, **kw)
+
+    monkeypatch.setattr(os, "open", read_only_open)
+    code, err = run([*pair, "--count", "2", "--out", out, "--backend", "rife"], capsys)
+    assert code == 2
+    line = error_line(err)
+    assert "mounted_read_only" in line and "read-only" in line and "[Errno" not in line
+    assert no_generation == []
+
+
+@pytest.mark.parametrize("weights", ["missing.ckpt", "broken.ckpt"])
+def test_explicit_checkpoint_that_cannot_be_used_is_an_error_under_auto(pair, tmp_path, capsys, monkeypatch, weights):
+    monkeypatch.setenv("INBETWEENER_MODELS", str(tmp_path / "no_models"))
+    (tmp_path / "broken.ckpt").write_bytes(b"PK\x03\x04 not really a checkpoint")
+    code, err = run([*pair, "--count", "1", "--out", tmp_path / "o", "--checkpoint", tmp_path / weights], capsys)
+    assert code == 2, err
+    line = error_line(err)
+    assert weights in line and "--checkpoint" in line and "drawn by" not in err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("device", ["meta", "xpu", "cuda:x", "gpu0"])
+def test_unknown_device_is_refused(pair, tmp_path, capsys, device):
+    code, err = run([*pair, "--count", "1", "--out", tmp_path / "o", "--device", device, "--backend", "rife"], capsys)
+    assert code == 2
+    assert f"device {device!r}" in error_line(err)
+
+
+def test_remote_run_accepts_what_the_local_run_accepts(pair, tmp_path, capsys):
+    """`--at 0,300 --count 3` runs locally; the same job sent with --server must run too."""
+    from engine.backends import availability
+    from engine.server.runner import EngineServer, ServerConfig
+
+    if not availability("rife")[0]:
+        pytest.skip("the rife backend is not available here")
+    args = [*pair, "--at", "0,300", "--count", "3", "--backend", "rife", "--no-holds", "--name", "w"]
+    code, err = run([*args, "--out", tmp_path / "local"], capsys)
+    assert code == 0, err
+    server = EngineServer(ServerConfig(state_dir=tmp_path / "state", advertise=False)).start_in_thread()
+    try:
+        code, err = run([*args, "--out", tmp_path / "remote", "--server", server.url,
+                         "--token-file", server.token_file], capsys)
+    finally:
+        server.stop()
+    assert code == 0, err
+    local = sorted(p.name for p in (tmp_path / "local").iterdir())
+    assert sorted(p.name for p in (tmp_path / "remote").iterdir()) == local
+    assert len(local) == 6  # two keys, three in-betweens, the timing sheet

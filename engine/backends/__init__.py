@@ -56,6 +56,13 @@ def resolve_backend_name(settings: GenerationSettings) -> str:
         if not ok:
             raise EngineError(f"backend {settings.backend} is not available: {reason}")
         return settings.backend
+    explicit = [f"{flag} {value}" for flag, value in (("--checkpoint", settings.checkpoint),
+                                                       ("--sketch-checkpoint", settings.sketch_checkpoint)) if value]
+    if explicit:  # weights the user named are meant to be used: never fall back past them
+        ok, reason = availability("tooncrafter", settings)
+        if not ok:
+            raise EngineError(f"the weights given ({', '.join(explicit)}) cannot be used: {reason}")
+        return "tooncrafter"
     reasons = []
     for name in AUTO_ORDER:
         ok, reason = availability(name, settings)

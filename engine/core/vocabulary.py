@@ -38,6 +38,20 @@ RUNTIME_CHOICES = (
 )
 RUNTIMES = tuple(name for name, _ in RUNTIME_CHOICES)
 
+#: Where the networks run: auto, cpu, cuda (the current GPU) or cuda:N (GPU number N).
+DEVICES = ("auto", "cpu", "cuda", "cuda:N")
+
+
+def is_device(name: object) -> bool:
+    """True for a device name the engine accepts (see DEVICES)."""
+    if not isinstance(name, str):
+        return False
+    kind, sep, index = name.partition(":")
+    if not sep:
+        return name in ("auto", "cpu", "cuda")
+    return kind == "cuda" and index.isdigit() and index.isascii() and len(index) <= 3
+
+
 #: Full-resolution finishing of in-betweens drawn below the keys' size, and palette fidelity:
 #: auto decides from the keys (larger than the model canvas; flat-colour art), on/off force it.
 AUTO_ON_OFF = ("auto", "on", "off")

@@ -249,24 +249,25 @@ def job_to_request(job: Job) -> GenerationRequest:
     )
     sketches = {frame: image for name, frame, image in images if name.startswith("sketches")}
     timing = job.timing or Timing()
+    planned = None
+    if job.inbetweens is not None:  # the caller planned the drawings itself: they are not planned again
+        planned = explicit_segments([k.frame for k in keyframes], job.inbetweens)
     try:
         request = build_request(
             keyframes,
             sketches=sketches,
-            exposure=1 if job.inbetweens is not None else timing.exposure,
-            spacing="linear" if job.inbetweens is not None else timing.spacing,
-            count=None if job.inbetweens is not None else timing.count,
+            exposure=timing.exposure,
+            spacing=timing.spacing,
+            count=timing.count,
             settings=settings,
             only_segments=job.segments,
             fit=job.fit,
+            segments=planned,
         )
     except (TimingError, PlanningError) as exc:
         raise JobInputError("timing", str(exc)) from None
     except EngineError as exc:
         raise JobInputError("", str(exc)) from None
-    if job.inbetweens is not None:
-        segments = explicit_segments([k.frame for k in request.keyframes], job.inbetweens)
-        request = dataclasses.replace(request, segments=segments)
     wanted = [s for s in request.segments if request.only_segments is None or s.index in request.only_segments]
     drawings = sum(len(s.inbetweens) for s in wanted)
     if drawings > protocol.MAX_INBETWEENS_PER_JOB:

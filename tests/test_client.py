@@ -256,3 +256,100 @@ def test_bundled_app_starts_the_engine_with_its_inbetween_launcher(tmp_path, mon
     assert client_module.default_engine_python() == str(app)  # no launcher: fall back, the log will say why
     launcher.write_text("")
     assert client_module.default_engine_python() == str(launcher)
+
+
+# --- hardening: the token stays on this machine; state folders and token files are kept safe --------
+
+
+@pytest.fixture
+def no_connections(monkeypatch):
+    """Every HTTP request the client tries, recorded and refused (nothing leaves the machine)."""
+    import http.client
+
+    tried = []
+
+    def request(self, method, url, body=None, headers=None, **kw):
+        tried.append((self.host, dict(headers or {})))
+        raise ConnectionRefusedError("test: no network")
+
+    monkeypatch.setattr(http.client.HTTPConnection, "request", request)
+    return tried
+
+
+@pytest.mark.parametrize("url", ["http://10.1.2.3:8000", "http://engine.example.com:80", "http://127.0.0.1.nip.io:9",
+                                 "http://[2001:db8::1]:8000", "http://0.0.0.0:8000"])
+def test_the_token_is_never_sent_to_another_host(url, no_connections):
+    with pytest.raises(ValueError, match="not this machine"):
+        EngineClient(url, "secret-token").health()
+    assert no_connections == []
+
+
+def test_a_remote_engine_needs_an_explicit_opt_in(no_connections):
+    client = EngineClient("http://10.1.2.3:8000", "secret-token", allow_remote=True)
+    with pytest.raises(EngineUnavailable):
+        client.health()
+    assert [host for host, _ in no_connections] == ["10.1.2.3"]
+    for url in ("http://127.0.0.1:1", "http://localhost:1", "http://[::1]:1", "http://127.8.9.10:1"):
+        EngineClient(url, "t")  # loopback needs no opt-in
+
+
+def test_the_token_from_the_environment_goes_nowhere_but_loopback(monkeypatch, no_connections):
+    from engine.api import EngineError, GenerationRequest, GenerationSettings
+    from engine.server.remote import run_remote_job
+
+    monkeypatch.setenv(protocol.TOKEN_ENV, "secret-token")
+    request = GenerationRequest(keyframes=[], segments=[], settings=GenerationSettings(backend="rife"))
+    with pytest.raises(EngineError, match="not this machine"):
+        run_remote_job("http://192.168.1.20:8000", request)
+    assert no_connections == []
+
+
+def test_an_advertised_remote_url_is_not_trusted(tmp_path, no_connections):
+    write_private_file(tmp_path / "s.token", b"secret-token")
+    write_private_file(protocol.state_file(tmp_path),
+                       json.dumps({"url": "http://10.9.9.9:80", "token_file": str(tmp_path / "s.token")}).encode())
+    with pytest.raises((ValueError, EngineUnavailable)):
+        connect(tmp_path)
+    assert no_connections == []
+
+
+def test_a_world_writable_state_folder_is_made_private(tmp_path, capsys):
+    state = tmp_path / "state"
+    state.mkdir()
+    state.chmod(0o777)
+    write_private_file(state / "server-1.token", b"token")
+    assert state.stat().st_mode & 0o777 == 0o700
+    assert "made it private" in capsys.readouterr().err
+
+
+def test_a_state_folder_of_another_user_is_refused(tmp_path, monkeypatch):
+    state = tmp_path / "state"
+    state.mkdir()
+    monkeypatch.setattr(os, "geteuid", lambda: os.stat(state).st_uid + 4242)
+    with pytest.raises(OSError, match="belongs to another user"):
+        write_private_file(state / "server-1.token", b"token")
+    assert list(state.iterdir()) == []
+
+
+def test_an_advertisement_in_a_folder_others_can_write_is_ignored(tmp_path):
+    write_private_file(protocol.state_file(tmp_path), b'{"url": "http://127.0.0.1:1", "token_file": "t"}')
+    assert read_advertisement(tmp_path) is not None
+    tmp_path.chmod(0o777)
+    assert read_advertisement(tmp_path) is None
+
+
+def test_an_existing_token_file_is_never_overwritten_or_deleted(tmp_path):
+    precious = tmp_path / "notes.txt"
+    precious.write_text("the user's own file")
+    with pytest.raises(FileExistsError, match="notes.txt"):
+        EngineServer(ServerConfig(state_dir=tmp_path / "state", token_file=precious, advertise=False))
+    assert precious.read_text() == "the user's own file"
+
+
+def test_a_token_file_replaced_while_serving_is_left_alone(tmp_path):
+    server = EngineServer(ServerConfig(state_dir=tmp_path / "state", token_file=tmp_path / "t.token",
+                                       advertise=False)).start_in_thread()
+    assert (tmp_path / "t.token").read_text() == server.token
+    (tmp_path / "t.token").write_text("someone else's file now")
+    server.stop()
+    assert (tmp_path / "t.token").read_text() == "someone else's file now"

@@ -33,6 +33,10 @@ class ClientError(Exception):
     """Base of every error this client raises."""
 
 
+class RemoteHostRefused(ClientError, ValueError):
+    """The URL names another machine and the caller did not opt in: the token is not sent there."""
+
+
 class EngineUnavailable(ClientError):
     """No engine answers at the address (not started, crashed, or stopped)."""
 
@@ -98,12 +102,21 @@ def parse_sse(lines: Iterator[bytes]) -> Iterator[tuple[str, str | None, str]]:
 
 class EngineClient:
     """One engine server, addressed by its base URL and bearer token. Thread-safe: every call opens
-    its own connection."""
+    its own connection.
 
-    def __init__(self, base_url: str, token: str, timeout: float = 30) -> None:
+    The token only ever goes to this machine (localhost or a loopback address): a URL naming
+    another host is refused unless `allow_remote=True` (the user's explicit choice, e.g.
+    `inbetween --server URL --allow-remote-server`), because plain HTTP shows it to the network."""
+
+    def __init__(self, base_url: str, token: str, timeout: float = 30, *, allow_remote: bool = False) -> None:
         parts = urllib.parse.urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"engine URL {base_url!r} must look like http://127.0.0.1:PORT")
+        if not allow_remote and not protocol.is_loopback_host(parts.hostname):
+            raise RemoteHostRefused(
+                f"engine URL {base_url!r} is not this machine: the engine's token is only sent to localhost or "
+                "127.0.0.1; to use an engine on another machine opt in explicitly (--allow-remote-server)"
+            )
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.timeout = timeout

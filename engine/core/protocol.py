@@ -8,6 +8,7 @@ refused for a limit the client did not know about.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import os
 import struct
@@ -15,7 +16,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .files import atomic_write_bytes
+from .files import atomic_write_bytes, is_private_folder
 
 API_VERSION = 1
 API_PREFIX = "/v1"
@@ -48,6 +49,20 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 STATE_FILE_NAME = "server.json"
 STATE_DIR_ENV = "INBETWEENER_STATE_DIR"
 TOKEN_ENV = "INBETWEENER_TOKEN"
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """True for a name that always means this machine: 'localhost' or a loopback address literal
+    (127.0.0.0/8, ::1). Other names are not resolved: DNS could point them anywhere."""
+    if not host:
+        return False
+    host = host.strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False
 
 
 def png_dimensions(data: bytes) -> tuple[int, int]:
@@ -145,7 +160,11 @@ def write_private_file(path: Path, data: bytes) -> None:
 
 
 def read_advertisement(folder: Path | None = None) -> dict | None:
-    """The running server's {"url", "token_file", "pid", "version"} from the state folder, if any."""
+    """The running server's {"url", "token_file", "pid", "version"} from the state folder, if any.
+
+    Ignored when others could have written it (a state folder open to other users)."""
+    if not is_private_folder(state_file(folder).parent):
+        return None
     try:
         data = json.loads(state_file(folder).read_text(encoding="utf-8"))
     except (OSError, ValueError):

@@ -77,8 +77,17 @@ def run(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         access_log=args.access_log,
     )
+    from ..core.files import DestinationExists, UnsafeWriteError
+
     try:
         server = EngineServer(config)
+    except DestinationExists as exc:
+        print(f"inbetween serve: error: --token-file {exc.path} already exists; the server writes a fresh token "
+              "there and removes it when it stops, so name a file that does not exist yet", file=sys.stderr)
+        return 2
+    except UnsafeWriteError as exc:
+        print(f"inbetween serve: error: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"inbetween serve: error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1

@@ -54,15 +54,18 @@ def run_remote_job(
     progress: ProgressFn = no_progress,
     cancel: CancelToken | None = None,
     timeout: float = 30,
+    allow_remote: bool = False,
 ) -> GenerationResult:
     """Submit `request` to the server at `url`, report its progress, download its frames.
 
     Raises EngineError for anything the user can act on (server not running, wrong token, job
     refused or failed) and Cancelled when `cancel` was set or the job was cancelled; Ctrl-C
-    cancels the job on the server before it propagates.
+    cancels the job on the server before it propagates. The token goes to another machine only
+    with `allow_remote` (see EngineClient).
     """
     try:
-        client = EngineClient(url, resolve_token(url, token, token_file), timeout=timeout)
+        client = EngineClient(url, "", timeout=timeout, allow_remote=allow_remote)  # checks the URL first
+        client.token = resolve_token(url, token, token_file)
     except (ValueError, AuthError) as exc:
         raise EngineError(str(exc)) from None
     try:

@@ -22,7 +22,7 @@ import uvicorn
 
 from .. import __version__
 from ..api import EngineError
-from ..core import protocol
+from ..core import files, protocol
 from .app import create_app
 from .jobs import GenerateFn, JobQueue
 from .security import new_token
@@ -103,6 +103,11 @@ class EngineServer:
     def __init__(self, config: ServerConfig | None = None, *, generate: GenerateFn | None = None) -> None:
         self.config = config or ServerConfig()
         self.token = new_token()
+        self.state_dir = Path(self.config.state_dir) if self.config.state_dir else protocol.state_dir()
+        files.ensure_private_folder(self.state_dir)
+        if self.config.token_file is not None and os.path.lexists(self.config.token_file):
+            # A file the user named is theirs: the server neither replaces it nor deletes it at exit.
+            raise files.DestinationExists(Path(self.config.token_file))
         self.sock = bind_socket(self.config.host, self.config.port)
         address = self.sock.getsockname()
         self.address, self.port = address[0], address[1]
@@ -116,7 +121,6 @@ class EngineServer:
         extra_hosts = list(self.config.allow_hosts)
         if not self.loopback and not wildcard:
             extra_hosts.append(url_host)
-        self.state_dir = Path(self.config.state_dir) if self.config.state_dir else protocol.state_dir()
         self.token_file = Path(self.config.token_file) if self.config.token_file else self.state_dir / f"server-{self.port}.token"
         self.queue = JobQueue(
             generate or _pipeline_generate,
@@ -148,7 +152,10 @@ class EngineServer:
     def serve(self, on_ready=None) -> None:
         """Serve in this thread until stopped (signal, stop(), or the parent closing stdin)."""
         try:
-            protocol.write_private_file(self.token_file, self.token.encode("ascii"))
+            # The default token file (server-PORT.token in the private state folder) may be a stale one
+            # of a crashed server on this port; a file named with --token-file must be new.
+            files.atomic_write_bytes(self.token_file, self.token.encode("ascii"), private=True,
+                                     overwrite=self.config.token_file is None)
             asyncio.run(self._serve(on_ready))
         finally:
             self.queue.shutdown()
@@ -216,7 +223,8 @@ class EngineServer:
             return
         self._cleaned = True
         try:
-            self.token_file.unlink()
+            if self.token_file.read_bytes() == self.token.encode("ascii"):  # ours, not a file put there since
+                self.token_file.unlink()
         except OSError:
             pass
         advert = protocol.read_advertisement(self.state_dir)

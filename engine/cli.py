@@ -106,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     engine.add_argument("--backend", default="auto", choices=vocabulary.BACKENDS)
     engine.add_argument("--server", metavar="URL", help="run the job on a running `inbetween serve`")
     engine.add_argument("--token-file", help="token file of that server (default: the one it advertises)")
+    engine.add_argument("--allow-remote-server", action="store_true",
+                        help="let --server name another machine (the token then crosses the network)")
     engine.add_argument("--quiet", action="store_true", help="no progress bar")
 
     model = p.add_argument_group("tooncrafter")
@@ -237,7 +239,8 @@ def _run_generate(args) -> int:
         if args.server:
             from .server.remote import run_remote_job
 
-            result = run_remote_job(args.server, request, token_file=args.token_file, progress=bar)
+            result = run_remote_job(args.server, request, token_file=args.token_file, progress=bar,
+                                    allow_remote=args.allow_remote_server)
         else:
             result = generate(request, progress=bar)
     except Cancelled:

@@ -1,4 +1,9 @@
-"""The banner at the top of the studio window: problems and offers in plain words, never modal."""
+"""The banner at the top of the studio window: problems and offers in plain words, never modal.
+
+A message may name its topic ("engine", "generation", "export", "project"): when that situation is
+resolved (the engine connects, a new run starts, another project opens) the window clears the topic
+and the banner goes away by itself instead of staying until dismissed.
+"""
 
 from __future__ import annotations
 
@@ -23,10 +28,20 @@ class Banner(QtWidgets.QFrame):
         layout.addWidget(self.close_button)
         self.close_button.clicked.connect(self.hide)
         self._callback = None
+        self.topic = ""
         self.action_button.clicked.connect(self._act)
         self.hide()
 
-    def show_message(self, text: str, kind: str = "error", action: str | None = None, callback=None) -> None:
+    def clear(self, *topics: str) -> None:
+        """Hide the banner if it shows one of these topics (all topics when none are given)."""
+        if self.isVisible() and (not topics or self.topic in topics):
+            self.hide()
+            self._callback = None
+            self.topic = ""
+
+    def show_message(self, text: str, kind: str = "error", action: str | None = None, callback=None,
+                     topic: str = "") -> None:
+        self.topic = topic
         colours = {"error": "#7a2a24", "info": "#28476e", "offer": "#2f5b34"}
         self.setStyleSheet(f"#banner {{ background: {colours[kind]}; }} #banner QLabel {{ color: white; }}")
         self.label.setText(text)

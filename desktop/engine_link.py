@@ -70,7 +70,8 @@ def plan_jobs(project: Project, starts: list[int], settings: dict, sketches: boo
         specs.append(
             JobSpec(
                 segments=[(seg.start, seg.end) for seg in run],
-                keyframes={f: encode_png_rgba(project.keys[f].drawing.image) for f in key_frames},
+                # As the artist sees them: a key's clean-up corrections are part of the key.
+                keyframes={f: encode_png_rgba(project.image_of(f)) for f in key_frames},
                 sketches={
                     f: encode_png_rgba(c.drawing.image)
                     for f, c in project.sketches.items()

@@ -7,6 +7,7 @@ common cases (engine not reachable, weights missing, image sizes differ, out of 
 from __future__ import annotations
 
 from engine.core import client as engine_client
+from engine.core import frontends
 
 from .project import ProjectError
 
@@ -43,6 +44,10 @@ def hint_for(text: str) -> str:
 def plain_message(exc: BaseException) -> str:
     """One or two sentences for a dialog or status bar: the problem, then what to do."""
     if isinstance(exc, engine_client.EngineUnavailable):
+        known = frontends.known_engine_problem(str(exc))
+        if known:
+            known = known[:1].lower() + known[1:].rstrip(".")
+            return f"The engine could not start: {known}. Set it in Engine ▸ Engine Python…, then Engine ▸ Reconnect."
         return (
             f"The engine is not reachable ({exc}). The app starts it by itself; if that failed, start it "
             "in a terminal with `inbetween serve` and press Engine ▸ Reconnect."

@@ -2,7 +2,7 @@
 
 Timing edits (drawings on ones/twos/threes or an exact count, spacing, the timing chart) are
 undoable edits of the selected segments (or of all of them). Engine settings (backend, motion,
-seed, steps, CFG, sketch strength) are remembered in the project. The panel never talks to the
+seed, steps, CFG, sketch strength, runtime, detail restoration, palette) are remembered in the project. The panel never talks to the
 engine itself: it asks the main window to start or cancel a run and shows its progress.
 """
 
@@ -12,8 +12,8 @@ import random
 
 from qtpy import QtCore, QtWidgets
 
+from engine.core import frontends, vocabulary
 from engine.core import timing as shared_timing
-from engine.core import vocabulary
 from engine.core.planning import PlanningError, spacing_taus
 
 from . import commands
@@ -107,6 +107,15 @@ class GeneratePanel(QtWidgets.QWidget):
         self.sketch_strength.setSingleStep(vocabulary.SKETCH_STRENGTH.step)
         self.sketch_strength.setToolTip("How closely in-betweens follow your sketches")
         form.addRow("Sketch strength", self.sketch_strength)
+        self.choices: dict[str, QtWidgets.QComboBox] = {}
+        for spec in frontends.CHOICE_SETTINGS:  # runtime, detail restoration, palette (shared with Krita)
+            combo = QtWidgets.QComboBox()
+            for value, label in spec.choices:
+                combo.addItem(label, value)
+            combo.setToolTip(spec.tooltip)
+            combo.currentIndexChanged.connect(self._settings_edited)
+            self.choices[spec.field] = combo
+            form.addRow(spec.label, combo)
         self.backend_note = QtWidgets.QLabel()
         self.backend_note.setWordWrap(True)
         form.addRow(self.backend_note)
@@ -279,6 +288,9 @@ class GeneratePanel(QtWidgets.QWidget):
             self.steps.setValue(int(s.get("steps", 50)))
             self.cfg.setValue(float(s.get("cfg_scale", 7.5)))
             self.sketch_strength.setValue(float(s.get("sketch_strength", 0.6)))
+            for spec in frontends.CHOICE_SETTINGS:
+                combo = self.choices[spec.field]
+                combo.setCurrentIndex(max(0, combo.findData(s.get(spec.field, spec.default))))
         finally:
             self._updating = False
         self._backend_fields()
@@ -296,16 +308,29 @@ class GeneratePanel(QtWidgets.QWidget):
             steps=self.steps.value(),
             cfg_scale=self.cfg.value(),
             sketch_strength=self.sketch_strength.value(),
+            **{name: combo.currentData() for name, combo in self.choices.items()},
         )
         self._backend_fields()
 
     def _backend_fields(self) -> None:
-        generative = self.backend.currentData() not in vocabulary.CLASSICAL_BACKENDS
-        for widget in (self.motion, self.steps, self.cfg, self.sketch_strength, self.seed, self.seed_lock):
-            widget.setEnabled(generative)
-        self.backend_note.setText(
-            "" if generative else "RIFE draws by optical flow: motion, seed, steps, CFG and sketches do not apply."
-        )
+        """Grey out what the chosen backend ignores (engine.core.frontends decides, for Krita too)."""
+        backend = self.backend.currentData()
+        fields = {"motion": [self.motion], "steps": [self.steps], "cfg_scale": [self.cfg],
+                  "sketch_strength": [self.sketch_strength], "seed": [self.seed, self.seed_lock],
+                  **{name: [combo] for name, combo in self.choices.items()}}
+        for name, widgets in fields.items():
+            for widget in widgets:
+                widget.setEnabled(frontends.setting_applies(name, backend))
+        self.backend_note.setText(frontends.backend_note(backend))
+
+    def set_runtime_availability(self, runtimes: dict[str, tuple[bool, str]]) -> None:
+        """Grey out runtimes the engine cannot use (from /v1/health), with its reason as the tooltip."""
+        combo = self.choices["runtime"]
+        model = combo.model()
+        for i in range(combo.count()):
+            ok, reason = runtimes.get(combo.itemData(i), (True, ""))
+            model.item(i).setEnabled(ok)
+            model.item(i).setToolTip("" if ok else reason)
 
     def set_backend_availability(self, backends: dict[str, tuple[bool, str]]) -> None:
         """Grey out backends the engine cannot run, with its reason as the tooltip."""
@@ -331,6 +356,7 @@ class GeneratePanel(QtWidgets.QWidget):
             "sketch_strength": self.sketch_strength.value(),
             "prompt": s.get("prompt", "an anime scene"),
             "preset": s.get("preset", "parity"),
+            **{name: combo.currentData() for name, combo in self.choices.items()},
         }
 
     # ---- run state -----------------------------------------------------------------------------
@@ -348,3 +374,11 @@ class GeneratePanel(QtWidgets.QWidget):
 
     def show_finished(self, text: str) -> None:
         self.stage.setText(text)
+
+    def reset_status(self) -> None:
+        """Back to idle: what the bar and line showed belonged to a run, a project or a history
+        that has changed (undo, another project), so it must not linger."""
+        if self._running:
+            return
+        self.progress.setValue(0)
+        self.stage.setText("Idle")

@@ -5,7 +5,9 @@
 - PNG sequence (`walk_0001.png`, `walk_0009.png`, ...): the numbers are the timing, so each file is
   a key on the frame its number gives (relative to the first); repeated images are holds, not keys.
 - Layered PSD: one layer (or group) per frame, bottom layer first. When every layer name carries a
-  distinct frame number (as our own PSD export writes them) those numbers place the keys.
+  distinct frame number (as our own PSD export writes them) those numbers place the keys. The app's
+  own PSD ('f0000 key', 'f0004 in-between', 'f0005 hold of f0004') comes back as it left: keys on the
+  keys track, in-betweens (accepted) on the in-betweens track, holds as timing.
 """
 
 from __future__ import annotations
@@ -19,14 +21,15 @@ import numpy as np
 from PIL import Image
 
 from engine.api import EngineError
-from engine.core.planning import PlanningError, key_frames_for_count
+from engine.core.planning import PlanningError, key_frames_for_count, plan_segment
 from engine.imaging import fit_into
 from engine.imaging import read_image as engine_read_image
 
-from .project import Drawing, KeyCell, Project, ProjectError
+from .project import Drawing, InbetweenCell, KeyCell, Project, ProjectError, Timing
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 _NUMBER = re.compile(r"(\d+)(?!.*\d)")  # the last run of digits in a name
+_OWN_LAYER = re.compile(r"^f(\d+) (key|in-between|hold of f\d+)$")  # engine.exports' layer names
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ class ImportedKey:
     frame: int
     image: np.ndarray
     source: str
+    kind: str = "key"  # "inbetween": a drawing between keys (from the app's own PSD)
 
 
 def read_image(path: Path) -> np.ndarray:
@@ -149,6 +153,13 @@ def psd_layers(path: Path, inbetweens: int = 7, exposure: int = 1) -> list[Impor
         if image is None:
             image = Image.new("RGBA", psd.size, (0, 0, 0, 0))
         images.append((layer.name, np.asarray(image.convert("RGBA"))))
+    own = [_OWN_LAYER.match(name.strip()) for name, _ in images]
+    if all(own):  # our own export: keys and in-betweens by name, holds are timing only
+        drawings = [(int(m.group(1)), m.group(2), name, im) for m, (name, im) in zip(own, images)
+                    if not m.group(2).startswith("hold")]
+        first = min(frame for frame, *_ in drawings)
+        return [ImportedKey(frame - first, im, name, "key" if what == "key" else "inbetween")
+                for frame, what, name, im in sorted(drawings, key=lambda d: d[0])]
     numbers = [_NUMBER.search(name) for name, _ in images]
     if all(numbers):
         values = [int(m.group(1)) for m in numbers]
@@ -170,8 +181,36 @@ def project_from_keys(keys: Sequence[ImportedKey], name: str = "Untitled", fps: 
     for key in keys:
         drawing = Drawing(key.image)
         project.size = project.size or drawing.size
-        project.keys[key.frame] = KeyCell(drawing, "key", key.source)
+        if key.kind == "key":
+            project.keys[key.frame] = KeyCell(drawing, "key", key.source)
+    _place_inbetweens(project, [k for k in keys if k.kind == "inbetween"])
     return project
+
+
+def _place_inbetweens(project: Project, drawings: Sequence[ImportedKey]) -> None:
+    """Put re-imported in-betweens back between their keys, as accepted drawings, with the segment's
+    timing set so they are its planned drawings (on ones/twos/threes when they are evenly spaced)."""
+    for seg in project.segments():
+        inside = sorted((d for d in drawings if seg.start < d.frame < seg.end), key=lambda d: d.frame)
+        if not inside:
+            continue
+        frames = [d.frame for d in inside]
+        steps = {b - a for a, b in zip([seg.start, *frames], [*frames, seg.end])}
+        gap = seg.end - seg.start
+        taus = tuple(round((f - seg.start) / gap, 6) for f in frames)
+        timing = Timing(exposure=steps.pop()) if len(steps) == 1 else Timing(count=len(frames), spacing=taus)
+        try:
+            plan = plan_segment(seg.index, seg.start, seg.end, exposure=timing.exposure, spacing=timing.spacing,
+                                count=timing.count)
+        except PlanningError:
+            plan = None
+        planned = {ib.frame: ib.tau for ib in plan.inbetweens} if plan else {}
+        if timing != project.timing:
+            project.segment_timing[seg.start] = timing
+        for d, tau in zip(inside, taus):
+            cell = InbetweenCell(Drawing(d.image), planned.get(d.frame, tau), (seg.start, seg.end), "accepted",
+                                 {"imported": d.source})
+            project.inbetweens[d.frame] = cell
 
 
 def detect_kind(paths: Sequence[Path]) -> str:

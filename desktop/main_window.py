@@ -14,15 +14,16 @@ from pathlib import Path
 
 from qtpy import QtCore, QtGui, QtWidgets
 
+from engine.core import frontends
 from engine.core.planning import PlanningError
 
-from . import commands, importers, storage
+from . import cleanup, commands, importers, storage
 from .banner import Banner
 from .canvas import Canvas
 from .document import Document
 from .engine_link import ConnectWorker, GenerateWorker, SegmentResult, plan_jobs
 from .errors import plain_message
-from .export_dialog import ExportDialog, ExportOptions, ExportWorker
+from .export_dialog import ExportDialog, ExportOptions, ExportWorker, safe_name
 from .generate_panel import GeneratePanel
 from .menus import build_menus
 from .playback import Player
@@ -61,6 +62,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self._generate_worker: GenerateWorker | None = None
         self._export_worker: ExportWorker | None = None
         self._pending_generate: tuple[str, list[int]] | None = None
+        self._run_id = ""
+        self._keep_corrected = True
         self._session = uuid.uuid4().hex[:12]
 
         self.doc = Document()
@@ -124,6 +127,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _wire(self) -> None:
         self.canvas.message.connect(self.status)
+        self.canvas.colourPicked.connect(self._colour_picked)
         self.timeline.canvas.message.connect(self.status)
         self.timeline.canvas.cellMenuRequested.connect(self._cell_menu)
         self.timeline.canvas.rulerMenuRequested.connect(self._ruler_menu)
@@ -144,7 +148,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self._release(old)
         self._adopt(doc)
         self._session = uuid.uuid4().hex[:12]
+        old.undo_stack.clear()  # its commands hold the old project: free them while Python still runs
         old.deleteLater()
+        self.panel.reset_status()
+        self.banner.clear("generation", "project", "export")
         self.canvas.fit()
 
     def _release(self, doc: Document) -> None:
@@ -156,6 +163,10 @@ class MainWindow(QtWidgets.QMainWindow):
         doc.undo_stack.cleanChanged.disconnect(self._update_title)
         doc.undo_stack.canUndoChanged.disconnect(self.actions_by_id["undo"].setEnabled)
         doc.undo_stack.canRedoChanged.disconnect(self.actions_by_id["redo"].setEnabled)
+        doc.undo_stack.undoTextChanged.disconnect(self._undo_text)
+        doc.undo_stack.redoTextChanged.disconnect(self._redo_text)
+        doc.undo_stack.indexChanged.disconnect(self._history_changed)
+        doc.changed.disconnect(self._refresh_palette)
 
     def _adopt(self, doc: Document) -> None:
         """Window-level wiring of a document (title, undo actions, autosave, loop and fps)."""
@@ -164,13 +175,70 @@ class MainWindow(QtWidgets.QMainWindow):
         doc.undo_stack.cleanChanged.connect(self._update_title)
         doc.undo_stack.canUndoChanged.connect(self.actions_by_id["undo"].setEnabled)
         doc.undo_stack.canRedoChanged.connect(self.actions_by_id["redo"].setEnabled)
+        doc.undo_stack.undoTextChanged.connect(self._undo_text)
+        doc.undo_stack.redoTextChanged.connect(self._redo_text)
+        doc.undo_stack.indexChanged.connect(self._history_changed)
+        doc.changed.connect(self._refresh_palette)
         self.actions_by_id["undo"].setEnabled(doc.undo_stack.canUndo())
         self.actions_by_id["redo"].setEnabled(doc.undo_stack.canRedo())
+        self._undo_text(doc.undo_stack.undoText())
+        self._redo_text(doc.undo_stack.redoText())
+        self._refresh_palette()
         self.actions_by_id["loop"].setChecked(doc.project.loop)
         self.fps_spin.blockSignals(True)
         self.fps_spin.setValue(doc.project.fps)
         self.fps_spin.blockSignals(False)
         self._update_title()
+
+    def _undo_text(self, text: str) -> None:
+        """Edit ▸ Undo names the step it takes back ("Undo Generate 3 segments")."""
+        self.actions_by_id["undo"].setText(f"Undo {text}" if text else "Undo")
+
+    def _redo_text(self, text: str) -> None:
+        self.actions_by_id["redo"].setText(f"Redo {text}" if text else "Redo")
+
+    def _history_changed(self, _index: int) -> None:
+        """Undo, redo or a new edit: a finished run's "Done" or percentage no longer describes the timeline."""
+        if not self.generating() and self._pending_generate is None:
+            self.panel.reset_status()
+            self.banner.clear("generation")
+
+    def _refresh_palette(self) -> None:
+        """The clean-up palette follows the keys (their flat colours, most used first)."""
+        keys = self.doc.project.keys
+        signature = tuple(sorted((f, c.drawing.digest) for f, c in keys.items()))
+        if signature == getattr(self, "_palette_for", None):
+            return
+        self._palette_for = signature
+        self.palette_colours = cleanup.keys_palette([c.drawing.image for c in keys.values()])
+        self.build_palette_bar()
+
+    def build_palette_bar(self) -> None:
+        bar = self.palette_bar
+        bar.clear()
+        bar.addWidget(self.colour_button)
+        for rgb in self.palette_colours:
+            colour = QtGui.QColor(*rgb)
+            action = bar.addAction(_swatch(colour), colour.name())
+            action.setToolTip(f"Clean-up colour {colour.name()} (from the keys)")
+            action.triggered.connect(lambda _=False, c=colour: self.canvas.set_cleanup_colour(c))
+        if self.palette_colours and not getattr(self, "_colour_chosen", False):
+            darkest = min(self.palette_colours, key=lambda c: 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2])
+            self.canvas.brush.cleanup_colour = QtGui.QColor(*darkest)  # the keys' line colour
+            self._show_colour(self.canvas.brush.cleanup_colour)
+
+    def _show_colour(self, colour: QtGui.QColor) -> None:
+        self.colour_button.setIcon(_swatch(colour))
+        self.colour_button.setToolTip(f"Clean-up colour {colour.name()}: click to choose another")
+
+    def _colour_picked(self, colour: QtGui.QColor) -> None:
+        self._colour_chosen = True
+        self._show_colour(colour)
+
+    def choose_colour(self) -> None:
+        colour = QtWidgets.QColorDialog.getColor(self.canvas.brush.cleanup_colour, self, "Clean-up colour")
+        if colour.isValid():
+            self.canvas.set_cleanup_colour(colour)
 
     def replace_project(self, project: Project, path: Path | None = None) -> None:
         self.set_document(Document(project, path))
@@ -189,13 +257,14 @@ class MainWindow(QtWidgets.QMainWindow):
     def status(self, text: str) -> None:
         self.statusBar().showMessage(text, 8000)
 
-    def show_problem(self, text: str, action: str | None = None, callback=None) -> None:
-        self.banner.show_message(text, "error", action, callback)
+    def show_problem(self, text: str, action: str | None = None, callback=None, topic: str = "") -> None:
+        """A problem in the banner; `topic` lets the banner go away by itself once that is resolved."""
+        self.banner.show_message(text, "error", action, callback, topic=topic)
         self.status(text.split(". ")[0])
 
     # ---- new / open / save ---------------------------------------------------------------------
     def new_project_from_files(self, paths, kind: str | None = None, inbetweens: int = 7, exposure: int = 1,
-                               fit: bool = False, name: str | None = None) -> bool:
+                               fit: bool = False, name: str | None = None, asked: bool = False) -> bool:
         """Start a project from keyframe images, a PNG sequence (folder or files) or a layered PSD."""
         paths = [Path(p) for p in paths]
         kind = kind or importers.detect_kind(paths)
@@ -218,14 +287,14 @@ class MainWindow(QtWidgets.QMainWindow):
             else:
                 self.show_problem(text)
             return False
-        if not self.maybe_keep_work():
+        if not asked and not self.maybe_keep_work():
             return False
         self.replace_project(project)
         self.banner.hide()
         self.status(f"New project: {len(project.keys)} keyframes. Sketch on an in-between, then Generate.")
         return True
 
-    def open_project(self, path) -> bool:
+    def open_project(self, path, asked: bool = False) -> bool:
         path = Path(path)
         try:
             project = storage.load_project(path)
@@ -233,7 +302,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.show_problem(plain_message(exc))
             self._forget_recent(path)
             return False
-        if not self.maybe_keep_work():
+        if not asked and not self.maybe_keep_work():
             return False
         self.replace_project(project, path if path.name != storage.MANIFEST else path.parent)
         self.banner.hide()
@@ -362,7 +431,10 @@ class MainWindow(QtWidgets.QMainWindow):
     def _remember_folder(self, path) -> None:
         self.settings.setValue("last_folder", str(Path(path).parent))
 
+    # The New and Open dialogs settle unsaved work first, before any file picker opens.
     def new_from_images_dialog(self) -> None:
+        if not self.maybe_keep_work():
+            return
         files, _ = QtWidgets.QFileDialog.getOpenFileNames(self, "Keyframe images", self._start_folder(), IMAGE_FILTER)
         if not files:
             return
@@ -371,27 +443,33 @@ class MainWindow(QtWidgets.QMainWindow):
             self, "Spacing the keys", "In-betweens between two keys (on ones):", 7, 1, 240
         )
         if ok:
-            self.new_project_from_files(files, "keys", inbetweens=count)
+            self.new_project_from_files(files, "keys", inbetweens=count, asked=True)
 
     def new_from_sequence_dialog(self) -> None:
+        if not self.maybe_keep_work():
+            return
         files, _ = QtWidgets.QFileDialog.getOpenFileNames(
             self, "PNG sequence (the numbers give the timing)", self._start_folder(), IMAGE_FILTER
         )
         if files:
             self._remember_folder(files[0])
-            self.new_project_from_files(files, "sequence")
+            self.new_project_from_files(files, "sequence", asked=True)
 
     def new_from_psd_dialog(self) -> None:
+        if not self.maybe_keep_work():
+            return
         path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Layered PSD", self._start_folder(), "PSD (*.psd)")
         if path:
             self._remember_folder(path)
-            self.new_project_from_files([path], "psd")
+            self.new_project_from_files([path], "psd", asked=True)
 
     def open_dialog(self) -> None:
+        if not self.maybe_keep_work():
+            return
         path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Open project", self._start_folder(), PROJECT_FILTER)
         if path:
             self._remember_folder(path)
-            self.open_project(path)
+            self.open_project(path, asked=True)
 
     def save_as_dialog(self) -> bool:
         suggested = str(Path(self._start_folder()) / f"{self.doc.project.name}{storage.ZIP_SUFFIX}")
@@ -426,9 +504,19 @@ class MainWindow(QtWidgets.QMainWindow):
             return False
         return True
 
+    def default_export_folder(self) -> Path:
+        """Beside the saved project, else in the Pictures folder; never where the keys came from
+        (an export there would sit among, or clash with, the artist's source drawings)."""
+        name = safe_name(self.doc.project.name)
+        if self.doc.path is not None:
+            return self.doc.path.parent / f"{name}_export"
+        pictures = QtCore.QStandardPaths.writableLocation(QtCore.QStandardPaths.StandardLocation.PicturesLocation)
+        return Path(pictures or Path.home()) / "Inbetweener" / name
+
     def export_dialog(self) -> None:
-        folder = self.doc.path.parent if self.doc.path else Path(self._start_folder())
-        dialog = ExportDialog(self.doc.project, folder / "export", self)
+        remembered = self.doc.project.settings.get("export")
+        dialog = ExportDialog(self.doc.project, self.default_export_folder(), self,
+                              remembered if isinstance(remembered, dict) else None)
         if dialog.exec():
             self.export(dialog.options())
 
@@ -449,6 +537,8 @@ class MainWindow(QtWidgets.QMainWindow):
         worker.finishedOk.connect(self._export_done)
         worker.failed.connect(self._export_failed)
         self._export_worker = worker
+        # The project remembers where and what it exported (saved with it), for the next export.
+        self.doc.project.settings["export"] = options.remembered()
         self.status(f"Exporting {', '.join(options.formats)} to {options.folder}…")
         worker.start()
         return True
@@ -534,6 +624,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def set_tool(self, tool: str) -> None:
         self.canvas.brush.tool = tool
         self.actions_by_id[tool].setChecked(True)
+        self.size_spin.setEnabled(tool in ("pen", "eraser"))
         self.size_spin.blockSignals(True)
         self.size_spin.setValue(int(self.canvas.brush.size))
         self.size_spin.blockSignals(False)
@@ -544,9 +635,25 @@ class MainWindow(QtWidgets.QMainWindow):
         else:
             self.canvas.brush.pen_size = value
 
+    def set_draw_layer(self, layer: str) -> None:
+        """Where strokes on a frame with a drawing go: its clean-up layer or its sketch."""
+        self.canvas.brush.layer = layer
+        index = self.layer_combo.findData(layer)
+        if index != self.layer_combo.currentIndex():
+            self.layer_combo.setCurrentIndex(index)
+
     def set_onion_counts(self) -> None:
         self.canvas.onion.before = self.onion_before.value()
         self.canvas.onion.after = self.onion_after.value()
+        self.canvas.onion.opacity = self.onion_opacity.value() / 100
+        self.canvas.update()
+
+    def toggle_onion_tint(self, checked: bool) -> None:
+        self.canvas.onion.tint = checked
+        self.canvas.update()
+
+    def toggle_checkerboard(self, checked: bool) -> None:
+        self.canvas.checkerboard = checked
         self.canvas.update()
 
     def _playing_changed(self, playing: bool) -> None:
@@ -580,11 +687,27 @@ class MainWindow(QtWidgets.QMainWindow):
         menu.popup(pos)
 
     # ---- the engine ----------------------------------------------------------------------------
+    def engine_python(self) -> str:
+        """The Python that runs the engine: the one chosen in Engine ▸ Engine Python…, else this app's."""
+        return str(self.settings.value("engine/python", "") or "") or sys.executable
+
+    def set_engine_python(self, python: str) -> None:
+        """Remember the engine's Python ("" = this app's own) and reconnect with it."""
+        self.settings.setValue("engine/python", python)
+        self.status(f"Engine Python: {python or sys.executable}")
+        self.connect_engine()
+
+    def engine_python_dialog(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(
+            self, "The Python of your Inbetweener folder (.venv/bin/python)", str(Path(self.engine_python()).parent))
+        if path:
+            self.set_engine_python(path)
+
     def connect_engine(self) -> None:
         if self._connect_worker is not None and self._connect_worker.isRunning():
             return
         self.engine_label.setText("Engine: starting…")
-        options = {"python": sys.executable, **self.engine_options}
+        options = {"python": self.engine_python(), **self.engine_options}
         worker = ConnectWorker(options, self)
         worker.connected.connect(self._engine_connected)
         worker.failed.connect(self._engine_failed)
@@ -598,7 +721,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.panel.set_backend_availability(backends)
         ready = [name for name, (ok, _) in backends.items() if ok]
         device = health.get("device", {}).get("type", "?")
+        self.panel.set_runtime_availability(frontends.runtime_availability(health))
         self.engine_label.setText(f"Engine: {', '.join(ready) or 'no backend'} on {device}")
+        self.banner.clear("engine")
         self.engineReady.emit()
         if self._pending_generate is not None:
             scope, starts = self._pending_generate
@@ -606,13 +731,14 @@ class MainWindow(QtWidgets.QMainWindow):
             self._run_generation(starts)
 
     def _engine_failed(self, text: str) -> None:
+        """The engine could not be reached. A generation waiting for it keeps waiting: Reconnect
+        (after starting the engine by hand, or choosing its Python) runs it; Cancel drops it."""
         self.client = None
         self.engine_label.setText("Engine: not reachable")
-        self.show_problem(text, "Reconnect", self.connect_engine)
+        self.show_problem(text, "Reconnect", self.connect_engine, topic="engine")
         if self._pending_generate is not None:
-            self._pending_generate = None
-            self.panel.set_running(False)
-            self.generationFinished.emit("failed")
+            self.panel.show_progress("engine", 0.0, "waiting for the engine: Engine ▸ Reconnect once it runs, "
+                                     "or Cancel")
 
     def generating(self) -> bool:
         return self._generate_worker is not None and self._generate_worker.isRunning()
@@ -638,6 +764,14 @@ class MainWindow(QtWidgets.QMainWindow):
         if broken:
             self.show_problem(plain_message(ProjectError(f"segment {broken[0].start}–{broken[0].end}: {broken[0].error}")))
             return False
+        corrected = commands.corrected_frames(project, starts)
+        self._keep_corrected = True
+        if corrected:
+            answer = self.ask_corrections(corrected)
+            if answer == "cancel":
+                self.status("Nothing was generated: your corrected in-betweens are as they were")
+                return False
+            self._keep_corrected = answer == "keep"
         self.panel.set_running(True)
         if self.client is None:
             self._pending_generate = (scope, starts)
@@ -645,6 +779,19 @@ class MainWindow(QtWidgets.QMainWindow):
             self.connect_engine()
             return True
         return self._run_generation(starts)
+
+    def ask_corrections(self, frames: list[int]) -> str:
+        """"keep", "replace" or "cancel" when a run would redraw corrected in-betweens (tests replace this)."""
+        box = QtWidgets.QMessageBox(self)
+        box.setWindowTitle(APP_NAME)
+        listed = ", ".join(str(f) for f in frames[:8]) + (" …" if len(frames) > 8 else "")
+        box.setText(f"Frame(s) {listed} have your clean-up corrections. Regenerating would replace them.")
+        keep = box.addButton("Keep corrected frames", QtWidgets.QMessageBox.ButtonRole.AcceptRole)
+        replace = box.addButton("Replace them too", QtWidgets.QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton(QtWidgets.QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(keep)
+        box.exec()
+        return {keep: "keep", replace: "replace"}.get(box.clickedButton(), "cancel")
 
     def backend_reads_sketches(self, backend: str) -> bool:
         """Only ToonCrafter follows sketches; `auto` runs it when the engine says it can."""
@@ -664,6 +811,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.panel.set_running(False)
             self.show_problem(plain_message(exc))
             return False
+        self._run_id = uuid.uuid4().hex
         worker = GenerateWorker(self.client, specs, self)
         worker.progress.connect(self.panel.show_progress)
         worker.segmentReady.connect(self._land_segment)
@@ -675,10 +823,9 @@ class MainWindow(QtWidgets.QMainWindow):
         return True
 
     def _land_segment(self, result: SegmentResult) -> None:
-        start, end = result.segment
         try:
-            self.doc.push(commands.land_results(self.doc, result.segment, result.cells,
-                                                f"Generate in-betweens {start}–{end}"))
+            self.doc.push(commands.land_results(self.doc, result.segment, result.cells, self._run_id,
+                                                keep_corrected=self._keep_corrected))
         except ProjectError as exc:
             self.show_problem(plain_message(exc))
 
@@ -686,7 +833,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.panel.set_running(False)
         self.panel.show_finished("Failed")
         self.show_problem(text, "Reconnect" if "not reachable" in text else None,
-                          self.connect_engine if "not reachable" in text else None)
+                          self.connect_engine if "not reachable" in text else None,
+                          topic="engine" if "not reachable" in text else "generation")
         if "not reachable" in text:
             self.client = None
         self.generationFinished.emit("failed")
@@ -694,6 +842,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def _generation_done(self, outcome: str) -> None:
         self.panel.set_running(False)
         if outcome == "cancelled":
+            self.panel.progress.setValue(0)
             self.panel.show_finished("Cancelled: finished segments were kept (undo removes them)")
         else:
             self.panel.progress.setValue(1000)
@@ -705,6 +854,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if self._pending_generate is not None:
             self._pending_generate = None
             self.panel.set_running(False)
+            self.panel.progress.setValue(0)
             self.panel.show_finished("Cancelled")
             self.generationFinished.emit("cancelled")
         elif self.generating():
@@ -737,3 +887,9 @@ class MainWindow(QtWidgets.QMainWindow):
             server.stop()
         self._release(self.doc)
         super().closeEvent(event)
+
+
+def _swatch(colour: QtGui.QColor, size: int = 16) -> QtGui.QIcon:
+    pixmap = QtGui.QPixmap(size, size)
+    pixmap.fill(colour)
+    return QtGui.QIcon(pixmap)

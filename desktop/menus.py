@@ -1,12 +1,12 @@
 """The studio's menus and toolbar: every action has an id in desktop.shortcuts, so all are rebindable.
 
 Menus follow the animator's order of work: File, Edit, Frame (keys, exposure, playback range),
-Play, View (onion skin, zoom) and Generate.
+Play, View (onion skin, zoom), Generate and Engine (reconnect, which Python runs it).
 """
 
 from __future__ import annotations
 
-from qtpy import QtWidgets
+from qtpy import QtCore, QtWidgets
 
 
 def build_menus(window) -> None:
@@ -30,7 +30,7 @@ def build_menus(window) -> None:
     m.addAction(window.make_action(None, "Import sketch onto this frame…", window.import_sketch_dialog))
     m.addAction(add("export", "Export…", window.export_dialog))
     m.addSeparator()
-    m.addAction(window.make_action(None, "Quit", window.close))
+    m.addAction(add("quit", "Quit", window.close))
 
     m = window.menuBar().addMenu("&Edit")
     a["undo"] = window.make_action("undo", "Undo", lambda: window.doc.undo_stack.undo())
@@ -50,6 +50,7 @@ def build_menus(window) -> None:
     m.addAction(add("on_threes", "Segment on threes", lambda: window.set_exposure(3)))
     m.addSeparator()
     m.addAction(add("delete_sketch", "Delete sketch on this frame", lambda: window.delete_cell("sketches")))
+    m.addAction(window.make_action(None, "Delete clean-up on this frame", lambda: window.delete_cell("cleanups")))
     m.addAction(window.make_action(None, "Delete in-between on this frame", lambda: window.delete_cell("inbetweens")))
     m.addAction(add("select_all_segments", "Select all segments", window.select_all_segments))
     m.addSeparator()
@@ -74,6 +75,16 @@ def build_menus(window) -> None:
     show_sketches.setChecked(True)
     a["show_sketches"] = show_sketches
     m.addAction(show_sketches)
+    tint = window.make_action(None, "Tint the onion skin", window.toggle_onion_tint, checkable=True,
+                              tip="Neighbours in red/green (off: in their own colours, faded)")
+    tint.setChecked(window.canvas.onion.tint)
+    a["onion_tint"] = tint
+    m.addAction(tint)
+    checker = window.make_action(None, "Checkerboard behind transparent art", window.toggle_checkerboard,
+                                 checkable=True)
+    checker.setChecked(window.canvas.checkerboard)
+    a["checkerboard"] = checker
+    m.addAction(checker)
     m.addSeparator()
     m.addAction(add("zoom_in", "Zoom in", lambda: window.canvas.zoom_by(1.25)))
     m.addAction(add("zoom_out", "Zoom out", lambda: window.canvas.zoom_by(0.8)))
@@ -84,20 +95,37 @@ def build_menus(window) -> None:
     m.addAction(add("regenerate", "Regenerate this segment", lambda: window.generate("current")))
     m.addAction(add("cancel", "Cancel", window.cancel_generation))
     m.addAction(add("accept", "Accept in-betweens", window.accept_inbetweens))
-    m.addSeparator()
-    m.addAction(window.make_action(None, "Reconnect to the engine", window.connect_engine))
+
+    m = window.menuBar().addMenu("E&ngine")
+    m.addAction(add("reconnect", "Reconnect", window.connect_engine))
+    m.addAction(window.make_action(None, "Engine Python…", window.engine_python_dialog,
+                                   tip="The Python of your Inbetweener folder (.venv/bin/python) that runs the engine"))
+    m.addAction(window.make_action(None, "Use this app's own Python", lambda: window.set_engine_python("")))
 
     tools = QtWidgets.QActionGroup(window)
-    pen = add("pen", "Pen", lambda: window.set_tool("pen"), checkable=True)
-    eraser = add("eraser", "Eraser", lambda: window.set_tool("eraser"), checkable=True)
-    tools.addAction(pen)
-    tools.addAction(eraser)
-    pen.setChecked(True)
+    tool_titles = {"pen": "Pen", "eraser": "Eraser", "fill": "Fill", "picker": "Colour picker"}
+    tool_tips = {
+        "pen": "Draw on the frame's clean-up layer (or its sketch)",
+        "eraser": "Erase: on a clean-up layer it also takes away the generated lines beneath",
+        "fill": "Fill an area of the frame with the clean-up colour (the keys' palette is on the right)",
+        "picker": "Take the clean-up colour from the frame",
+    }
+    for tool, title in tool_titles.items():
+        tools.addAction(add(tool, title, lambda _=False, t=tool: window.set_tool(t), checkable=True, tip=tool_tips[tool]))
+    a["pen"].setChecked(True)
 
     bar = window.addToolBar("Tools")
     bar.setObjectName("tools")
-    bar.addAction(pen)
-    bar.addAction(eraser)
+    for tool in tool_titles:
+        bar.addAction(a[tool])
+    window.layer_combo = QtWidgets.QComboBox()
+    window.layer_combo.addItem("Draw on: Clean-up", "cleanup")
+    window.layer_combo.addItem("Draw on: Sketch", "sketch")
+    window.layer_combo.setToolTip("Clean-up: correct the frame's drawing on its own layer (kept, exported). "
+                                  "Sketch: rough lines that steer the next generation. Frames with no drawing yet "
+                                  "always take sketches.")
+    window.layer_combo.currentIndexChanged.connect(lambda _: window.set_draw_layer(window.layer_combo.currentData()))
+    bar.addWidget(window.layer_combo)
     window.size_spin = QtWidgets.QSpinBox()
     window.size_spin.setRange(1, 200)
     window.size_spin.setValue(int(window.canvas.brush.pen_size))
@@ -116,10 +144,17 @@ def build_menus(window) -> None:
     window.onion_after.setValue(window.canvas.onion.after)
     window.onion_after.setSuffix(" ▶")
     window.onion_after.setToolTip("Onion skin: drawings after (green)")
+    window.onion_opacity = QtWidgets.QSpinBox()
+    window.onion_opacity.setRange(5, 100)
+    window.onion_opacity.setSuffix(" %")
+    window.onion_opacity.setValue(round(window.canvas.onion.opacity * 100))
+    window.onion_opacity.setToolTip("Onion skin opacity of the nearest drawing (farther ones fade)")
     window.onion_before.valueChanged.connect(window.set_onion_counts)
     window.onion_after.valueChanged.connect(window.set_onion_counts)
+    window.onion_opacity.valueChanged.connect(window.set_onion_counts)
     bar.addWidget(window.onion_before)
     bar.addWidget(window.onion_after)
+    bar.addWidget(window.onion_opacity)
     bar.addSeparator()
     style = window.style()
     icons = {
@@ -143,4 +178,11 @@ def build_menus(window) -> None:
     window.fps_spin.valueChanged.connect(window.set_fps)
     bar.addWidget(window.fps_spin)
     a["onion"].setChecked(window.canvas.onion.enabled)
+
+    window.palette_bar = QtWidgets.QToolBar("Clean-up colours")
+    window.palette_bar.setObjectName("palette")
+    window.addToolBar(QtCore.Qt.ToolBarArea.LeftToolBarArea, window.palette_bar)
+    window.colour_button = QtWidgets.QToolButton()
+    window.colour_button.clicked.connect(window.choose_colour)
+    window.palette_colours = []
     window.refresh_recent()

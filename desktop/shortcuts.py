@@ -15,6 +15,7 @@ class ShortcutSpec:
     id: str
     title: str
     default: str  # QKeySequence portable text; "" for none
+    also: tuple[str, ...] = ()  # further default keys (arrows step frames as in Krita)
 
 
 SPECS = (
@@ -25,8 +26,9 @@ SPECS = (
     ShortcutSpec("export", "Export…", "Ctrl+E"),
     ShortcutSpec("undo", "Undo", "Ctrl+Z"),
     ShortcutSpec("redo", "Redo", "Ctrl+Shift+Z"),
-    ShortcutSpec("prev_frame", "Previous frame", ","),
-    ShortcutSpec("next_frame", "Next frame", "."),
+    ShortcutSpec("quit", "Quit", "Ctrl+Q"),
+    ShortcutSpec("prev_frame", "Previous frame", ",", ("Left",)),
+    ShortcutSpec("next_frame", "Next frame", ".", ("Right",)),
     ShortcutSpec("prev_key", "Previous keyframe", "Alt+,"),
     ShortcutSpec("next_key", "Next keyframe", "Alt+."),
     ShortcutSpec("first_frame", "First frame of the playback range", "Home"),
@@ -42,6 +44,9 @@ SPECS = (
     ShortcutSpec("on_threes", "Segment on threes", "3"),
     ShortcutSpec("pen", "Pen", "P"),
     ShortcutSpec("eraser", "Eraser", "E"),
+    ShortcutSpec("fill", "Fill", "F"),
+    ShortcutSpec("picker", "Colour picker", "I"),
+    ShortcutSpec("reconnect", "Reconnect to the engine", ""),
     ShortcutSpec("delete_sketch", "Delete this frame's sketch", "Del"),
     ShortcutSpec("generate", "Generate in-betweens", "Ctrl+G"),
     ShortcutSpec("cancel", "Cancel generation", "Esc"),
@@ -66,8 +71,15 @@ class ShortcutMap:
         text = self.settings.value(f"shortcuts/{action_id}", SPEC_BY_ID[action_id].default)
         return QtGui.QKeySequence(str(text))
 
+    def sequences(self, action_id: str) -> list[QtGui.QKeySequence]:
+        """The bound key, plus the spec's further default keys unless the artist rebound it."""
+        main = self.sequence(action_id)
+        if self.settings.contains(f"shortcuts/{action_id}"):
+            return [main]
+        return [main, *(QtGui.QKeySequence(k) for k in SPEC_BY_ID[action_id].also)]
+
     def bind(self, action_id: str, action: QtGui.QAction) -> QtGui.QAction:
-        action.setShortcut(self.sequence(action_id))
+        action.setShortcuts(self.sequences(action_id))
         action.setShortcutContext(QtCore.Qt.ShortcutContext.WindowShortcut)
         self._actions[action_id] = action
         return action
@@ -79,7 +91,7 @@ class ShortcutMap:
         else:
             self.settings.setValue(f"shortcuts/{action_id}", text)
         if action_id in self._actions:
-            self._actions[action_id].setShortcut(sequence)
+            self._actions[action_id].setShortcuts(self.sequences(action_id))
 
     def conflicts(self) -> dict[str, list[str]]:
         """Key sequence text -> action ids bound to it, where more than one is."""

@@ -149,7 +149,9 @@ def project_from_manifest(manifest: dict, read_file, where: str) -> Project:
         )
     for entry in manifest.get("cleanups", []):
         cut = drawing(dict(entry, file=entry["cut"])) if entry.get("cut") else None
-        project.cleanups[int(entry["frame"])] = CleanupCell(drawing(entry), cut)
+        project.cleanups[int(entry["frame"])] = cell = CleanupCell(drawing(entry), cut)
+        for layer in (cell.paint, cell.cut or cell.paint):
+            project.check_size(layer, f"{where}: the clean-up layer at frame {entry['frame']}")
     for frame, cell in [*project.keys.items(), *project.sketches.items(), *project.inbetweens.items()]:
         if project.size is None:
             project.size = cell.drawing.size

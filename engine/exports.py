@@ -515,6 +515,30 @@ def write_gif(
     return path
 
 
+def write_animated_png(
+    frames: Iterable[Any] | Mapping[int, Any],
+    path: str | os.PathLike,
+    *,
+    fps: float = 24.0,
+    loop: int = 0,
+    overwrite: bool = False,
+) -> Path:
+    """Animated PNG (APNG) with full 8-bit alpha, for art on transparency that GIF's on/off
+    transparency would fringe. Holds become longer frame durations; browsers and most editors play it."""
+    frames = timeline(frames)
+    fps = _check_fps(fps, 100.0, "APNG")
+    if loop < 0:
+        raise ExportError(f"loop must be 0 (forever) or a number of repeats, got {loop}")
+    exposed = exposures(frames)
+    pictures = [Image.fromarray(np.ascontiguousarray(f.image), "RGBA") for f, _ in exposed]
+    durations = [1000.0 * n / fps for _, n in exposed]
+    path = Path(path)
+    with atomic_path(path, overwrite) as tmp:
+        pictures[0].save(tmp, format="PNG", save_all=True, append_images=pictures[1:], duration=durations,
+                         loop=loop, disposal=1, blend=0, default_image=False)
+    return path
+
+
 # --- MP4 -------------------------------------------------------------------------------------
 
 
@@ -569,11 +593,13 @@ def write_psd(
     *,
     include_holds: bool = False,
     overwrite: bool = False,
+    only_first_visible: bool = False,
 ) -> Path:
     """Layered RGBA PSD: one layer per drawing, the bottom layer is the first frame.
 
     Layer names carry the timeline frame and the kind ('f0000 key', 'f0004 in-between'); with
-    `include_holds` held frames get layers too ('f0005 hold of f0004').
+    `include_holds` held frames get layers too ('f0005 hold of f0004'). `only_first_visible`
+    hides every layer but the first frame's, so the file opens showing one drawing (frames as layers).
     """
     from psd_tools import PSDImage
     from psd_tools.api.layers import PixelLayer
@@ -583,8 +609,10 @@ def write_psd(
     layers = frames if include_holds else [f for f, _ in exposures(frames)]
     height, width = frames[0].image.shape[:2]
     psd = PSDImage.new("RGBA", (width, height), color=(0, 0, 0, 0), compression=Compression.RLE)
-    for f in layers:  # appended bottom to top
-        PixelLayer.frompil(Image.fromarray(f.image, "RGBA"), psd, f.label)
+    for index, f in enumerate(layers):  # appended bottom to top
+        layer = PixelLayer.frompil(Image.fromarray(f.image, "RGBA"), psd, f.label)
+        if only_first_visible and index:
+            layer.visible = False
     path = Path(path)
     with atomic_path(path, overwrite) as tmp:
         psd.save(tmp)

@@ -196,11 +196,19 @@ def studio(qtbot, tmp_path, key_files):
     return window
 
 
-def test_keys_are_never_drawn_on(studio):
+def test_a_key_is_corrected_on_its_clean_up_layer_never_drawn_over(studio):
+    key = studio.doc.project.keys[4].drawing.image.copy()
     studio.doc.set_current_frame(4)
+    studio.set_draw_layer("sketch")  # sketches steer in-betweens: a key refuses them
     drag(studio.canvas, [canvas_point(studio, 10, 10), canvas_point(studio, 40, 40)])
-    assert studio.doc.project.sketches == {}
-    assert not studio.doc.undo_stack.canUndo()
+    assert studio.doc.project.sketches == {} and not studio.doc.undo_stack.canUndo()
+    studio.set_draw_layer("cleanup")
+    drag(studio.canvas, [canvas_point(studio, 10, 10), canvas_point(studio, 40, 40)])
+    assert np.array_equal(studio.doc.project.keys[4].drawing.image, key)  # the key's own pixels
+    assert studio.doc.project.cleanups[4].paint.image[25, 25, 3] > 0
+    assert studio.doc.project.image_of(4)[25, 25, 3] == 255  # what plays, exports and steers the engine
+    studio.doc.undo_stack.undo()
+    assert 4 not in studio.doc.project.cleanups
 
 
 def test_eraser_removes_sketch_lines_and_undo_brings_them_back(studio):

@@ -27,132 +27,11 @@ from engine.core.client import EngineClient
 from engine.server.runner import EngineServer, ServerConfig
 from krita_plugin.inbetweener import document, engine_link, generation, pixels, segments, takes
 from krita_plugin.inbetweener.segments import Timing
+from tests.krita_fakes import FakeDocument, FakeKrita, FakeNode
 
 REPO = Path(__file__).resolve().parents[1]
 PLUGIN = REPO / "krita_plugin" / "inbetweener"
 W, H = 96, 64
-
-
-# ---- a fake of the Krita API parts the plugin uses ----------------------------------------------
-
-
-class FakeUuid:
-    def __init__(self, n: int) -> None:
-        self.text = f"{{00000000-0000-0000-0000-{n:012d}}}"
-
-    def toString(self) -> str:
-        return self.text
-
-
-class FakeNode:
-    _next = 0
-
-    def __init__(self, name, kind="paintlayer", frames=None, children=(), model="RGBA", depth="U8", animated=True):
-        FakeNode._next += 1
-        self._uid = FakeUuid(FakeNode._next)
-        self._name, self._kind, self._model, self._depth = name, kind, model, depth
-        self.frames: dict[int, bytes] = dict(frames or {})
-        self._animated = animated
-        self.children = list(children)
-        self.doc = None
-
-    def name(self):
-        return self._name
-
-    def setName(self, name):
-        self._name = name
-
-    def type(self):
-        return self._kind
-
-    def colorModel(self):
-        return self._model
-
-    def colorDepth(self):
-        return self._depth
-
-    def animated(self):
-        return self._animated
-
-    def uniqueId(self):
-        return self._uid
-
-    def childNodes(self):
-        return list(self.children)
-
-    def hasKeyframeAtTime(self, t):
-        return self._animated and t in self.frames
-
-    def pixelDataAtTime(self, x, y, w, h, t):
-        assert (x, y, w, h) == (0, 0, self.doc.width(), self.doc.height()), "reads the whole canvas"
-        return self.frames.get(t, b"") if self._animated else b""
-
-
-class FakeDocument:
-    def __init__(self, layers, width=W, height=H, model="RGBA", depth="U8", path="", playback=(0, 100), active=None):
-        self.root = FakeNode("root", "grouplayer", children=layers)
-        self._w, self._h, self._model, self._depth, self.path = width, height, model, depth, path
-        self.playback = playback
-        self.active = active
-        self.annotations: dict[str, bytes] = {}
-        self.imports: list[tuple[list[str], int, int]] = []
-        self._adopt(self.root)
-
-    def _adopt(self, node):
-        node.doc = self
-        for child in node.children:
-            self._adopt(child)
-
-    def width(self):
-        return self._w
-
-    def height(self):
-        return self._h
-
-    def colorModel(self):
-        return self._model
-
-    def colorDepth(self):
-        return self._depth
-
-    def rootNode(self):
-        return self.root
-
-    def topLevelNodes(self):
-        return list(self.root.children)
-
-    def activeNode(self):
-        return self.active
-
-    def playBackStartTime(self):
-        return self.playback[0]
-
-    def playBackEndTime(self):
-        return self.playback[1]
-
-    def fileName(self):
-        return self.path
-
-    def annotation(self, kind):
-        return self.annotations.get(kind, b"")
-
-    def setAnnotation(self, kind, description, data):
-        self.annotations[kind] = bytes(data)
-
-    def waitForDone(self):
-        pass
-
-    def importAnimation(self, files, first, step):
-        self.imports.append((list(files), first, step))
-        frames = {0: bytes(W * H * 4)}
-        for i, path in enumerate(files):
-            rgba = np.asarray(Image.open(path).convert("RGBA"))
-            assert rgba.shape == (self._h, self._w, 4)
-            frames[first + i * step] = rgba[..., [2, 1, 0, 3]].tobytes()
-        layer = FakeNode(f"Paint Layer {len(self.root.children) + 1}", frames=frames)
-        layer.doc = self
-        self.root.children.append(layer)
-        return True
 
 
 def disk(cx: float, cy: float = H / 2, r: float = 9, colour=(200, 40, 40, 255)) -> np.ndarray:
@@ -401,7 +280,8 @@ def test_one_job_per_run_with_the_timing_and_settings():
     jobs = generation.build_jobs(request)
     assert [[k["frame"] for k in job["keyframes"]] for job in jobs] == [[0, 12, 24], [36, 48]]
     assert jobs[0]["timing"] == {"exposure": 1, "spacing": "ease-in", "count": 3}
-    assert jobs[1]["settings"] == {"backend": "rife", "motion": 12, "seed": 3, "steps": 50, "sketch_strength": 0.6}
+    assert jobs[1]["settings"] == {"backend": "rife", "motion": 12, "seed": 3, "steps": 50, "sketch_strength": 0.6,
+                                   "runtime": "auto", "restore_detail": "auto", "keep_palette": "auto"}
     import base64
 
     png = base64.b64decode(jobs[0]["keyframes"][1]["png"])
@@ -458,17 +338,6 @@ def test_cancel_adds_nothing(engine):
 
 
 # ---- engine link, Qt binding, packaging ---------------------------------------------------------
-
-
-class FakeKrita:
-    def __init__(self):
-        self.settings = {}
-
-    def readSetting(self, group, name, default):
-        return self.settings.get((group, name), default)
-
-    def writeSetting(self, group, name, value):
-        self.settings[(group, name)] = value
 
 
 def test_engine_setup_persists_in_kritas_settings_and_finds_the_inbetween_command(tmp_path):
@@ -655,5 +524,225 @@ def test_docker_panel_refuses_reports_the_engine_and_reads_its_timing(tmp_path):
     assert lines["engine"] == "not running (it starts when you generate, or press Start)"
     assert lines["chart"].startswith("type the timing chart")
     assert lines["timing"] == "Timing(exposure=1, count=2, spacing=(0.2, 0.7))"
-    assert lines["start"] == "problem: Engine Python /nowhere/python does not exist: fix it in the Inbetweener docker"
+    assert lines["start"] == "That Engine Python does not exist: choose the .venv/bin/python of your Inbetweener folder."
     assert lines["saved"] == "/nowhere/python"
+
+
+# ---- the docker an animator meets (issue #14) ------------------------------------------------------
+
+
+def drawn(frames) -> dict[int, bytes]:
+    """Keyframes with a drawing (any opaque pixel) on the fakes' canvas."""
+    return {f: b"\x10\x10\x10\xff" * (W * H) for f in frames}
+
+
+def test_the_keys_layer_is_the_one_with_most_keyframes_never_a_take_and_picks_are_remembered():
+    from krita_plugin.inbetweener import panel_state
+
+    background = FakeNode("Background", animated=False)
+    empty = FakeNode("Paint Layer 1", frames={})
+    keys = FakeNode("Keys", frames=drawn([0, 8, 16]))
+    take = FakeNode(takes.layer_name([(0, 16)], 123), frames=drawn(range(17)))  # just landed, active
+    doc = FakeDocument([background, empty, keys, take], active=take)
+    layers = document.paint_layers(doc)
+    assert panel_state.default_keys_layer(doc, layers, set()) == document.node_uid(keys)
+    renamed_take = FakeNode("Arm take", frames=drawn(range(17)))  # the artist renamed a take
+    doc2 = FakeDocument([FakeNode("Keys", frames=drawn([0, 8])), renamed_take])
+    assert panel_state.default_keys_layer(doc2, document.paint_layers(doc2), {document.node_uid(renamed_take)}) \
+        == document.node_uid(doc2.root.children[0])
+    new_document = FakeDocument([FakeNode("Background", animated=False), FakeNode("Paint Layer 1", frames={})])
+    assert panel_state.default_keys_layer(new_document, document.paint_layers(new_document), set()) is None
+    # Picks are remembered per document: in the session, and for saved documents in Krita's settings.
+    app = FakeKrita()
+    memory = panel_state.LayerMemory(app)
+    saved = FakeDocument([FakeNode("Keys")], path="/shots/arm.kra")
+    memory.remember(saved, keys="{k}", sketch="{s}")
+    memory.remember(doc, keys="{other}")
+    assert memory.recall(saved) == {"keys": "{k}", "sketch": "{s}"} and memory.recall(doc) == {"keys": "{other}"}
+    assert panel_state.LayerMemory(app).recall(saved) == {"keys": "{k}", "sketch": "{s}"}  # after a restart
+    assert panel_state.LayerMemory(app).recall(doc) == {}  # an unsaved document's picks end with the session
+
+
+def test_a_regenerated_take_gets_the_next_take_number():
+    base = takes.layer_name([(0, 8)], 123)
+    assert takes.unique_layer_name(base, ["Keys"]) == base
+    assert takes.unique_layer_name(base, ["Keys", base]) == f"{base} take 2"
+    assert takes.unique_layer_name(base, [base, f"{base} take 2", f"{base} take 5"]) == f"{base} take 6"
+    assert takes.unique_layer_name(base, [f"{base}0 seed"]) == base  # another take's name is not this one
+
+
+def test_draw_settings_carry_runtime_detail_and_palette_from_the_vocabulary():
+    from engine.api import GenerationSettings
+    from engine.core import frontends, vocabulary
+
+    settings = generation.DrawSettings(backend="tooncrafter", runtime="onnx", restore_detail="on", keep_palette="off")
+    GenerationSettings(**asdict_settings(settings))
+    with pytest.raises(ValueError, match="runtime must be one of auto, torch, onnx"):
+        generation.DrawSettings(runtime="tensorrt")
+    assert generation.BACKENDS == vocabulary.BACKENDS
+    assert not frontends.setting_applies("runtime", "rife") and frontends.setting_applies("keep_palette", "rife")
+    text = frontends.explain_engine_problem("the engine did not start (looked in /usr/lib/python3/dist-packages)\n"
+                                            "/usr/bin/python3: No module named engine")
+    assert text == ("This Python has no Inbetweener engine installed: choose the .venv/bin/python of your "
+                    "Inbetweener folder (or the folder's engine Python on Windows: .venv\\Scripts\\python.exe).")
+
+
+def asdict_settings(settings) -> dict:
+    from dataclasses import asdict
+
+    return asdict(settings)
+
+
+DOCKER_SCRIPT = r"""
+import json, sys, time, types
+sys.path[:0] = [sys.argv[1], sys.argv[2]]
+from PyQt5 import QtCore, QtGui, QtWidgets
+app = QtWidgets.QApplication([])
+app.setStyle("Fusion")
+krita = types.ModuleType("krita")
+krita.qVersion = QtCore.qVersion
+krita.DockWidget = QtWidgets.QDockWidget
+from tests.krita_fakes import FakeDocument, FakeKrita, FakeNode, W, H
+app_krita = FakeKrita()
+krita.Krita = types.SimpleNamespace(instance=lambda: app_krita)
+sys.modules["krita"] = krita
+from inbetweener import docker, takes, document
+out = {}
+def settle(seconds=0.3):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        app.processEvents()
+        time.sleep(0.01)
+def drawn(frames):
+    return {f: bytes([16, 16, 16, 255]) * (W * H) for f in frames}
+
+dock = docker.InbetweenDocker()
+dock.resize(int(sys.argv[3]), 700)
+dock.show()
+settle()
+panel = dock.panel
+scroll = dock.widget()
+out["panel_width"] = panel.width()
+out["viewport_width"] = scroll.viewport().width()
+out["min_width"] = panel.minimumSizeHint().width()
+clipped = []
+for w in panel.findChildren(QtWidgets.QWidget):
+    if not w.isVisibleTo(panel) or isinstance(w, (QtWidgets.QScrollBar,)) or w.parent() is None:
+        continue
+    if w.window() is not panel.window() or isinstance(w.parent(), (QtWidgets.QComboBox, QtWidgets.QAbstractSpinBox)):
+        continue
+    right = w.mapTo(panel, QtCore.QPoint(w.width(), 0)).x()
+    if right > scroll.viewport().width() + 1:
+        clipped.append(f"{type(w).__name__}:{w.objectName() or getattr(w, 'text', lambda: '')()}:{right}")
+out["clipped"] = clipped
+out["hscroll"] = scroll.horizontalScrollBar().isVisible()
+
+# The wheel scrolls the docker, not the seed; a focused spin box still takes it.
+seed = panel.seed_spin.value()
+bar = scroll.verticalScrollBar()
+bar.setValue(0)
+pos = QtCore.QPointF(5, 5)
+def wheel(widget):
+    event = QtGui.QWheelEvent(pos, QtCore.QPointF(widget.mapToGlobal(pos.toPoint())), QtCore.QPoint(0, 0),
+                              QtCore.QPoint(0, -120), QtCore.Qt.NoButton, QtCore.Qt.NoModifier,
+                              QtCore.Qt.NoScrollPhase, False)
+    app.sendEvent(widget, event)
+    settle(0.05)
+wheel(panel.seed_spin)
+out["seed_after_wheel"] = panel.seed_spin.value() == seed
+out["scrolled"] = bar.value() > 0 or bar.maximum() == 0
+panel.seed_spin.setFocus()
+settle(0.1)
+wheel(panel.seed_spin)
+out["focused_wheel_changes"] = panel.seed_spin.value() != seed
+
+# Documents: the keys layer follows the artist, status belongs to its document, takes follow layers.
+keys = FakeNode("Keys", frames=drawn([0, 8, 16]))
+take = FakeNode(takes.layer_name([(0, 16)], 123), frames=drawn(range(17)))
+scene = FakeDocument([FakeNode("Background", animated=False), keys, take], active=take, path="/shots/a.kra")
+takes.record_take(scene, {"layer_uid": document.node_uid(take), "layer_name": take.name()})
+app_krita.active = scene
+panel.follow_document()
+out["keys_choice"] = panel.key_combo.currentText()
+out["takes"] = panel.takes_combo.count()
+panel._fail("Cancelled: nothing was added to the document.")
+scene.root.children.remove(take)  # Ctrl+Z of the take
+panel.follow_document()
+out["takes_after_undo"] = panel.takes_combo.count()
+out["status_same_document"] = panel.status_label.text()
+fresh = FakeDocument([FakeNode("Background", animated=False), FakeNode("Paint Layer 1", frames={})])
+app_krita.active = fresh
+panel.follow_document()
+out["status_new_document"] = panel.status_label.text()
+out["keys_choice_new_document"] = panel.key_combo.currentText()
+fresh.root.children[1].frames.update(drawn([0, 6]))  # the artist draws keys in the new document
+panel.refresh()
+out["keys_choice_after_drawing"] = panel.key_combo.currentText()
+app_krita.active = scene
+panel.follow_document()
+panel.select_layers(panel.key_combo.itemData(panel.key_combo.findText("Background")))
+app_krita.active = fresh
+panel.follow_document()
+app_krita.active = scene
+panel.follow_document()
+out["remembered"] = panel.key_combo.currentText()
+
+# Engine status wraps instead of being cut off; settings follow the engine.
+for _ in range(200):
+    if "checking" not in panel.engine_label.text():
+        break
+    settle(0.05)
+out["scroll_range"] = bar.maximum()
+panel._engine_state(docker._engine_problem(docker.engine_client.EngineUnavailable(
+    "the engine did not start (looked in /usr/lib/python3/dist-packages/very/long/path)\n"
+    "/usr/bin/python3: No module named engine"), True))
+settle(0.1)
+out["engine_text"] = panel.engine_label.text()
+out["engine_fits"] = panel.engine_label.mapTo(panel, QtCore.QPoint(panel.engine_label.width(), 0)).x() <= scroll.viewport().width() + 1
+out["engine_wraps"] = panel.engine_label.wordWrap()
+panel.backend_combo.setCurrentIndex(panel.backend_combo.findData("rife"))
+out["runtime_enabled_rife"] = panel.choice_combos["runtime"].isEnabled()
+out["palette_enabled_rife"] = panel.choice_combos["keep_palette"].isEnabled()
+panel.backend_combo.setCurrentIndex(panel.backend_combo.findData("tooncrafter"))
+panel.choice_combos["runtime"].setCurrentIndex(panel.choice_combos["runtime"].findData("onnx"))
+out["settings"] = {k: v for k, v in panel.draw_settings().__dict__.items() if k in ("runtime", "restore_detail", "keep_palette")}
+out["labels"] = [panel.choice_combos[k].parentWidget() is not None for k in panel.choice_combos]
+if len(sys.argv) > 4:
+    dock.grab().save(sys.argv[4])
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.skipif(not _system_pyqt5(), reason="the docker needs PyQt5 (Krita's binding): apt-get install -y python3-pyqt5")
+def test_docker_fits_a_narrow_dock_scrolls_and_follows_documents_and_layers(tmp_path):
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "INBETWEENER_STATE_DIR": str(tmp_path)}
+    env.pop("PYTHONPATH", None)
+    out = subprocess.run(
+        [SYSTEM_PYTHON, "-c", DOCKER_SCRIPT, str(REPO / "krita_plugin"), str(REPO), "250"],
+        capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    # 9. Nothing cut off at a narrow dock width, no sideways scrolling.
+    assert found["min_width"] <= found["viewport_width"], found
+    assert found["clipped"] == [] and not found["hscroll"], found
+    # 10. The wheel scrolls the docker; the seed changes only when its box has the focus.
+    assert found["seed_after_wheel"], found
+    assert found["scrolled"] and found["scroll_range"] > 0, found
+    assert found["focused_wheel_changes"], found
+    # 11. The keys layer: most keyframes, never the take that just landed; a new document offers no
+    # empty layer, then the layer the artist drew on; a pick is remembered per document.
+    assert found["keys_choice"] == "Keys"
+    assert found["keys_choice_new_document"] == ""
+    assert found["keys_choice_after_drawing"] == "Paint Layer 1"
+    assert found["remembered"] == "Background"
+    # 12. The takes list follows the document's layers (Ctrl+Z of a take removes it from the list).
+    assert found["takes"] == 1 and found["takes_after_undo"] == 0
+    # 14. A status belongs to its document.
+    assert found["status_same_document"].startswith("Cancelled") and found["status_new_document"] == ""
+    # 13. Animator words, wrapped, never cut off.
+    assert found["engine_text"].startswith("This Python has no Inbetweener engine installed: choose the .venv/bin/python")
+    assert found["engine_fits"] and found["engine_wraps"]
+    # Runtime, detail and palette: from the vocabulary, greyed where the engine ignores them.
+    assert not found["runtime_enabled_rife"] and found["palette_enabled_rife"]
+    assert found["settings"] == {"runtime": "onnx", "restore_detail": "auto", "keep_palette": "auto"}

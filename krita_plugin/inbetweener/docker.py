@@ -14,10 +14,10 @@ from dataclasses import asdict
 
 from krita import DockWidget, Krita
 
-from . import document, engine_link, generation, segments, takes
+from . import document, engine_link, generation, panel_state, segments, takes
 from ._qt import QtCore, QtWidgets, Signal
 from ._shared import client as engine_client
-from ._shared import planning, vocabulary
+from ._shared import frontends, planning, vocabulary
 from ._shared import timing as shared_timing
 from .import_pacing import paced_import
 
@@ -27,6 +27,63 @@ SPACING_CHOICES = shared_timing.SPACING_CHOICES
 BACKEND_CHOICES = vocabulary.BACKEND_CHOICES
 SPAN_ROLE = QtCore.Qt.ItemDataRole.UserRole
 MAX_SEED = int(vocabulary.SEED.high)
+FOLLOW_INTERVAL_MS = 1000  # how often the docker checks which document and layers Krita shows
+COMBO_MIN_CHARS = 6  # drop-downs may shrink to this many characters; the full text is in the list
+SPIN_MIN_WIDTH = 64
+
+
+class WheelGuard(QtCore.QObject):
+    """Lets the wheel reach a spin box or drop-down only when it has the focus; otherwise the
+    wheel scrolls the docker's scroll area (the box's value never changes by passing over it)."""
+
+    def eventFilter(self, watched, event) -> bool:
+        if event.type() != QtCore.QEvent.Type.Wheel or watched.hasFocus():
+            return False
+        area = watched.parentWidget()
+        while area is not None and not isinstance(area, QtWidgets.QAbstractScrollArea):
+            area = area.parentWidget()
+        if area is not None:
+            QtWidgets.QApplication.sendEvent(area.verticalScrollBar(), event)
+        return True
+
+
+def _form(parent=None):
+    """A form with each label above its field (a docker is narrow); labels wrap."""
+    form = QtWidgets.QFormLayout(parent) if parent is not None else QtWidgets.QFormLayout()
+    form.setRowWrapPolicy(QtWidgets.QFormLayout.RowWrapPolicy.WrapAllRows)
+    form.setFieldGrowthPolicy(QtWidgets.QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+    return form
+
+
+def _add(form, text: str, field) -> None:
+    label = _wrapping_label()
+    label.setText(text)
+    form.addRow(label, field)
+
+
+def _combo(tooltip: str = ""):
+    combo = QtWidgets.QComboBox()
+    combo.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(COMBO_MIN_CHARS)
+    combo.setToolTip(tooltip)
+    return combo
+
+
+def _row(first, second, stretch: bool = True):
+    """Two widgets side by side; the first takes the room (or both share it)."""
+    row = QtWidgets.QHBoxLayout()
+    row.addWidget(first, 1)
+    row.addWidget(second, 0 if stretch else 1)
+    return row
+
+
+def _wrapping_label(selectable: bool = False):
+    label = QtWidgets.QLabel()
+    label.setWordWrap(True)
+    label.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
+    if selectable:
+        label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+    return label
 
 
 class Background(QtCore.QObject):
@@ -71,152 +128,164 @@ class InbetweenPanel(QtWidgets.QWidget):
         self._planned: list[segments.Segment] = []
         self._scanned = None  # (KeyScan, sketch frames) of the picked layers, re-planned on timing changes
         self._engine_checked = False
+        self.memory = panel_state.LayerMemory(self.app)
+        self._signature: tuple | None = None  # the document and layers the lists were read from
+        self._busy_document = ""  # the document a running generation belongs to
         self._build()
         self._restore_options()
         self.set_busy(False)
+        self._follow = QtCore.QTimer(self)
+        self._follow.setInterval(FOLLOW_INTERVAL_MS)
+        self._follow.timeout.connect(self.follow_document)
+        self._follow.start()
 
     # ---- layout ---------------------------------------------------------------------------------
 
     def _build(self) -> None:
+        """A narrow layout: labels above their fields, one button a row (or a small one beside a
+        field), wrapping text, so nothing is cut off at the docker's default width in Krita's
+        Animation workspace."""
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
 
-        layers = QtWidgets.QFormLayout()
-        row = QtWidgets.QHBoxLayout()
-        self.key_combo = QtWidgets.QComboBox()
-        self.key_combo.setToolTip("The paint layer whose keyframes anchor the motion (the active layer by default)")
+        layers = _form()
+        self.key_combo = _combo("The paint layer whose keyframes anchor the motion (by default the layer with the most "
+                                "keyframes that is not a take; your pick is remembered per document)")
         self.refresh_button = QtWidgets.QPushButton("Refresh")
         self.refresh_button.setToolTip("Read the layers and keyframes again")
-        row.addWidget(self.key_combo, 1)
-        row.addWidget(self.refresh_button)
-        layers.addRow("Keys layer", row)
-        self.sketch_combo = QtWidgets.QComboBox()
-        self.sketch_combo.setToolTip("Optional: rough drawings on in-between frames that steer the ToonCrafter engine")
-        layers.addRow("Sketch layer", self.sketch_combo)
+        _add(layers, "Keys layer", _row(self.key_combo, self.refresh_button))
+        self.sketch_combo = _combo("Optional: rough drawings on in-between frames that steer the ToonCrafter engine")
+        _add(layers, "Sketch layer", self.sketch_combo)
         layout.addLayout(layers)
 
-        self.scan_label = QtWidgets.QLabel()
-        self.scan_label.setWordWrap(True)
+        self.scan_label = _wrapping_label()
         layout.addWidget(self.scan_label)
         self.segment_list = QtWidgets.QListWidget()
         self.segment_list.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.NoSelection)
         self.segment_list.setMinimumHeight(60)
         self.segment_list.setMaximumHeight(150)
+        self.segment_list.setWordWrap(True)
+        self.segment_list.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         layout.addWidget(self.segment_list)
 
         timing_box = QtWidgets.QGroupBox("Timing")
-        form = QtWidgets.QFormLayout(timing_box)
-        row = QtWidgets.QHBoxLayout()
-        self.mode_combo = QtWidgets.QComboBox()
+        form = _form(timing_box)
+        self.mode_combo = _combo("On ones/twos/threes: a drawing every 1, 2 or 3 frames of the gap between keys")
         for label, _ in segments.DRAWING_MODES:
             self.mode_combo.addItem(label)
-        self.mode_combo.setToolTip("On ones/twos/threes: a drawing every 1, 2 or 3 frames of the gap between keys")
         self.count_spin = QtWidgets.QSpinBox()
         self.count_spin.setRange(1, planning.MAX_INBETWEENS_PER_SEGMENT)
         self.count_spin.setToolTip("Exactly this many in-betweens per segment, spread as evenly as whole frames allow")
-        row.addWidget(self.mode_combo, 1)
-        row.addWidget(self.count_spin)
-        form.addRow("Drawings", row)
-        self.spacing_combo = QtWidgets.QComboBox()
+        _add(form, "Drawings", _row(self.mode_combo, self.count_spin))
+        self.spacing_combo = _combo("How the in-betweens are spaced between the keys")
         for value, label in SPACING_CHOICES:
             self.spacing_combo.addItem(label, value)
-        form.addRow("Spacing", self.spacing_combo)
+        _add(form, "Spacing", self.spacing_combo)
         self.chart_edit = QtWidgets.QLineEdit()
-        self.chart_edit.setPlaceholderText("taus, e.g. 0.1, 0.3, 0.7")
+        self.chart_edit.setPlaceholderText("e.g. 0.1, 0.3, 0.7")
         self.chart_edit.setToolTip("Timing chart: where each in-between sits between the keys, as fractions in (0, 1)")
-        form.addRow("Chart", self.chart_edit)
+        _add(form, "Chart", self.chart_edit)
         layout.addWidget(timing_box)
 
         engine_box = QtWidgets.QGroupBox("Drawing")
-        form = QtWidgets.QFormLayout(engine_box)
-        self.backend_combo = QtWidgets.QComboBox()
+        form = _form(engine_box)
+        self.backend_combo = _combo("Which engine draws the in-betweens")
         for value, label in BACKEND_CHOICES:
             self.backend_combo.addItem(label, value)
-        form.addRow("Engine", self.backend_combo)
+        _add(form, "Engine", self.backend_combo)
         self.motion_spin = QtWidgets.QSpinBox()
         self.motion_spin.setRange(int(vocabulary.MOTION.low), int(vocabulary.MOTION.high))
-        self.motion_spin.setToolTip("How much motion ToonCrafter puts between the keys (its frame-stride conditioning; 10 is the official value)")
-        form.addRow("Motion", self.motion_spin)
-        row = QtWidgets.QHBoxLayout()
-        self.seed_spin = QtWidgets.QSpinBox()
-        self.seed_spin.setRange(0, MAX_SEED)
-        self.new_seed_button = QtWidgets.QPushButton("New seed")
-        row.addWidget(self.seed_spin, 1)
-        row.addWidget(self.new_seed_button)
-        form.addRow("Seed", row)
+        self.motion_spin.setToolTip("How much motion ToonCrafter puts between the keys (its frame-stride "
+                                    "conditioning; 10 is the official value)")
         self.steps_spin = QtWidgets.QSpinBox()
         self.steps_spin.setRange(int(vocabulary.STEPS.low), int(vocabulary.STEPS.high))
         self.steps_spin.setToolTip("Denoising steps of ToonCrafter (50 is the official value)")
-        form.addRow("Steps", self.steps_spin)
+        _add(form, "Motion · Steps", _row(self.motion_spin, self.steps_spin))
+        self.seed_spin = QtWidgets.QSpinBox()
+        self.seed_spin.setRange(0, MAX_SEED)
+        self.seed_spin.setMinimumWidth(SPIN_MIN_WIDTH)  # ten digits need not all show at once
+        self.new_seed_button = QtWidgets.QPushButton("New")
+        self.new_seed_button.setToolTip("Draw a new random seed")
+        _add(form, "Seed", _row(self.seed_spin, self.new_seed_button))
         self.sketch_strength_spin = QtWidgets.QDoubleSpinBox()
         self.sketch_strength_spin.setRange(vocabulary.SKETCH_STRENGTH.low, vocabulary.SKETCH_STRENGTH.high)
         self.sketch_strength_spin.setSingleStep(0.05)
         self.sketch_strength_spin.setToolTip("How strongly the sketches steer the in-betweens")
-        form.addRow("Sketch strength", self.sketch_strength_spin)
-        self.include_keys_check = QtWidgets.QCheckBox("Copy the keys into the new layer")
+        _add(form, "Sketch strength", self.sketch_strength_spin)
+        self.choice_combos: dict = {}
+        for spec in frontends.CHOICE_SETTINGS:  # runtime, detail, palette: shared with the desktop app
+            combo = _combo(spec.tooltip)
+            for value, label in spec.choices:
+                combo.addItem(label, value)
+            self.choice_combos[spec.field] = combo
+            _add(form, spec.label, combo)
+        self.backend_note = _wrapping_label()
+        form.addRow(self.backend_note)
+        self.include_keys_check = QtWidgets.QCheckBox("Copy the keys")
         self.include_keys_check.setToolTip("The take then plays on its own: hide the keys layer to review it")
         form.addRow(self.include_keys_check)
-        self.keep_frames_check = QtWidgets.QCheckBox("Keep the PNG frames next to the document")
+        self.keep_frames_check = QtWidgets.QCheckBox("Keep PNG frames")
+        self.keep_frames_check.setToolTip("Keep the generated frames in a folder next to the .kra")
         form.addRow(self.keep_frames_check)
         layout.addWidget(engine_box)
 
-        row = QtWidgets.QHBoxLayout()
         self.generate_button = QtWidgets.QPushButton("Generate ticked")
         self.generate_all_button = QtWidgets.QPushButton("Generate all")
-        row.addWidget(self.generate_button)
-        row.addWidget(self.generate_all_button)
-        layout.addLayout(row)
-        row = QtWidgets.QHBoxLayout()
+        layout.addWidget(self.generate_button)
+        layout.addWidget(self.generate_all_button)
         self.progress_bar = QtWidgets.QProgressBar()
         self.progress_bar.setRange(0, 1000)
         self.cancel_button = QtWidgets.QPushButton("Cancel")
-        row.addWidget(self.progress_bar, 1)
-        row.addWidget(self.cancel_button)
-        layout.addLayout(row)
-        self.status_label = QtWidgets.QLabel()
-        self.status_label.setWordWrap(True)
-        self.status_label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addLayout(_row(self.progress_bar, self.cancel_button))
+        self.status_label = _wrapping_label(selectable=True)
         layout.addWidget(self.status_label)
 
-        takes_box = QtWidgets.QGroupBox("Takes in this document")
+        takes_box = QtWidgets.QGroupBox("Takes")
         takes_layout = QtWidgets.QVBoxLayout(takes_box)
-        self.takes_combo = QtWidgets.QComboBox()
+        self.takes_combo = _combo("Takes whose layer is in the document (the list follows the Layers docker)")
         takes_layout.addWidget(self.takes_combo)
-        row = QtWidgets.QHBoxLayout()
-        self.load_take_button = QtWidgets.QPushButton("Use its settings")
+        self.load_take_button = QtWidgets.QPushButton("Use settings")
+        self.load_take_button.setToolTip("Put this take's layers, segments and settings back into the docker")
         self.regenerate_button = QtWidgets.QPushButton("Regenerate")
-        row.addWidget(self.load_take_button)
-        row.addWidget(self.regenerate_button)
-        takes_layout.addLayout(row)
+        self.regenerate_button.setToolTip("Generate this take again as a new take (the old one stays)")
+        takes_layout.addWidget(self.load_take_button)
+        takes_layout.addWidget(self.regenerate_button)
         layout.addWidget(takes_box)
 
         engine_setup = QtWidgets.QGroupBox("Engine")
-        form = QtWidgets.QFormLayout(engine_setup)
-        row = QtWidgets.QHBoxLayout()
-        self.engine_label = QtWidgets.QLabel("not checked yet")
-        self.engine_label.setWordWrap(True)
+        form = _form(engine_setup)
+        self.engine_label = _wrapping_label(selectable=True)
+        self.engine_label.setText("not checked yet")
         self.start_engine_button = QtWidgets.QPushButton("Start")
         self.start_engine_button.setToolTip("Connect to the running engine, or start it")
-        row.addWidget(self.engine_label, 1)
-        row.addWidget(self.start_engine_button)
-        form.addRow("State", row)
+        form.addRow(self.engine_label)
+        form.addRow(self.start_engine_button)
         self.python_edit = QtWidgets.QLineEdit(self.setup.python)
-        self.python_edit.setPlaceholderText(engine_link.guess_engine_python() or "python of your engine install")
-        self.python_edit.setToolTip("The Python that has the Inbetweener engine installed (Krita's own Python cannot run it)")
-        form.addRow("Engine Python", self.python_edit)
+        self.python_edit.setPlaceholderText(engine_link.guess_engine_python() or ".venv/bin/python of Inbetweener")
+        self.python_edit.setToolTip("The Python that has the Inbetweener engine installed: the .venv/bin/python "
+                                    "of your Inbetweener folder (Krita's own Python cannot run it)")
+        _add(form, "Engine Python", self.python_edit)
         self.root_edit = QtWidgets.QLineEdit(self.setup.engine_root)
-        self.root_edit.setPlaceholderText("only for a source checkout that is not installed")
-        form.addRow("Engine folder", self.root_edit)
+        self.root_edit.setPlaceholderText("only for a checkout that is not installed")
+        _add(form, "Engine folder", self.root_edit)
         layout.addWidget(engine_setup)
         layout.addStretch(1)
 
+        # Scrolling the docker must scroll it, not change the seed: spin boxes and drop-downs take
+        # the wheel only when they have the keyboard focus (clicked or tabbed into).
+        self._wheel_guard = WheelGuard(self)
+        for widget in self.findChildren((QtWidgets.QAbstractSpinBox, QtWidgets.QComboBox)):
+            widget.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)
+            widget.installEventFilter(self._wheel_guard)
+
         self.refresh_button.clicked.connect(self.refresh)
-        self.key_combo.activated.connect(lambda _: self.rescan())
-        self.sketch_combo.activated.connect(lambda _: self.rescan())
+        self.key_combo.activated.connect(lambda _: self._layers_picked())
+        self.sketch_combo.activated.connect(lambda _: self._layers_picked())
         self.mode_combo.currentIndexChanged.connect(self._timing_changed)
         self.count_spin.valueChanged.connect(self._timing_changed)
         self.spacing_combo.currentIndexChanged.connect(self._timing_changed)
         self.chart_edit.editingFinished.connect(self._timing_changed)
+        self.backend_combo.currentIndexChanged.connect(lambda _: self._backend_fields())
         self.new_seed_button.clicked.connect(lambda: self.seed_spin.setValue(random.randint(0, MAX_SEED)))
         self.generate_button.clicked.connect(lambda: self.generate(self.ticked_spans()))
         self.generate_all_button.clicked.connect(lambda: self.generate(None))
@@ -227,17 +296,49 @@ class InbetweenPanel(QtWidgets.QWidget):
         self.python_edit.editingFinished.connect(self._save_setup)
         self.root_edit.editingFinished.connect(self._save_setup)
 
+    def _backend_fields(self) -> None:
+        """Grey out what the chosen engine ignores (engine.core.frontends decides, for the desktop app too)."""
+        backend = self.backend_combo.currentData()
+        fields = {"motion": [self.motion_spin], "steps": [self.steps_spin], "sketch_strength": [self.sketch_strength_spin],
+                  "seed": [self.seed_spin, self.new_seed_button],
+                  **{name: [combo] for name, combo in self.choice_combos.items()}}
+        for name, widgets in fields.items():
+            for widget in widgets:
+                widget.setEnabled(frontends.setting_applies(name, backend))
+        self.backend_note.setText(frontends.backend_note(backend))
+        self.backend_note.setVisible(bool(self.backend_note.text()))
+
     # ---- reading the document -------------------------------------------------------------------
 
     def document(self):
         return self.app.activeDocument()
 
+    def follow_document(self) -> None:
+        """Follow Krita: another document gets a fresh status and its own layers; layers added or
+        removed (a take landing, Ctrl+Z) update the lists. Cheap enough to run every second."""
+        doc = self.document()
+        signature = panel_state.document_signature(doc)
+        if signature == self._signature:
+            return
+        previous = self._signature[0] if self._signature else None
+        if previous != (signature[0] if signature else None) and not self.busy:
+            self.clear_status()
+        if not self.busy:
+            self.refresh()
+
+    def clear_status(self) -> None:
+        """What the status line, bar and last error said belonged to another document."""
+        self.last_error = None
+        self.progress_bar.setValue(0)
+        self._set_status("")
+
     def refresh(self) -> None:
-        """Re-read the layer lists (keeping the picked layers) and the keys' segments."""
+        """Re-read the layer lists and the keys' segments. The keys layer is the one picked for this
+        document, else the layer with the most keyframes that is not a take."""
         if not self._engine_checked:
             self.check_engine(start=False)
         doc = self.document()
-        keep_key, keep_sketch = self.key_combo.currentData(), self.sketch_combo.currentData()
+        self._signature = panel_state.document_signature(doc)
         self.key_combo.clear()
         self.sketch_combo.clear()
         self.sketch_combo.addItem("(none)", None)
@@ -249,28 +350,35 @@ class InbetweenPanel(QtWidgets.QWidget):
         for info in layers:
             self.key_combo.addItem(info.label, info.uid)
             self.sketch_combo.addItem(info.label, info.uid)
-        active = doc.activeNode()
-        candidates = [
-            keep_key,
-            document.node_uid(active) if active is not None and active.type() == "paintlayer" else None,
-            next((info.uid for info in layers if info.animated), None),
-        ]
         known = {info.uid for info in layers}
-        self._select_data(self.key_combo, next((uid for uid in candidates if uid in known), None))
-        self._select_data(self.sketch_combo, keep_sketch)
+        take_uids = {t.get("layer_uid") for t in takes.read_takes(doc)}
+        picked = self.memory.recall(doc)
+        key_uid = picked.get("keys") if picked.get("keys") in known else None
+        self._select_data(self.key_combo, key_uid or panel_state.default_keys_layer(doc, layers, take_uids))
+        self._select_data(self.sketch_combo, picked.get("sketch") if picked.get("sketch") in known else None)
         self.rescan()
         self._refresh_takes()
+
+    def _layers_picked(self) -> None:
+        """The artist chose layers: remember them for this document, then read them."""
+        doc = self.document()
+        if doc is not None:
+            self.memory.remember(doc, keys=self.key_combo.currentData(), sketch=self.sketch_combo.currentData())
+        self.rescan()
 
     def select_layers(self, key_uid: str, sketch_uid: str | None = None) -> None:
         self._select_data(self.key_combo, key_uid)
         self._select_data(self.sketch_combo, sketch_uid)
-        self.rescan()
+        self._layers_picked()
 
     @staticmethod
     def _select_data(combo, data) -> None:
+        """Select the item holding `data`; with nothing to select, no layer rather than a wrong one
+        (the sketch list falls back to its "(none)")."""
         index = combo.findData(data) if data is not None else -1
-        if index >= 0:
-            combo.setCurrentIndex(index)
+        if index < 0 and combo.count() and combo.itemData(0) is None:
+            index = 0
+        combo.setCurrentIndex(index)
 
     def _layer(self, combo):
         uid = combo.currentData()
@@ -349,6 +457,7 @@ class InbetweenPanel(QtWidgets.QWidget):
             seed=self.seed_spin.value(),
             steps=self.steps_spin.value(),
             sketch_strength=round(self.sketch_strength_spin.value(), 3),
+            **{name: combo.currentData() for name, combo in self.choice_combos.items()},
         )
 
     def take_options(self) -> generation.TakeOptions:
@@ -374,6 +483,9 @@ class InbetweenPanel(QtWidgets.QWidget):
         self.seed_spin.setValue(settings.seed)
         self.steps_spin.setValue(settings.steps)
         self.sketch_strength_spin.setValue(settings.sketch_strength)
+        for name, combo in self.choice_combos.items():
+            combo.setCurrentIndex(max(0, combo.findData(getattr(settings, name))))
+        self._backend_fields()
         self.include_keys_check.setChecked(options.include_keys)
         self.keep_frames_check.setChecked(options.keep_frames)
 
@@ -468,6 +580,7 @@ class InbetweenPanel(QtWidgets.QWidget):
 
     def _engine_state(self, text: str) -> None:
         self.engine_label.setText(text)
+        self.engine_label.setToolTip(text)
         self.engineChecked.emit(text)
 
     # ---- generating -----------------------------------------------------------------------------
@@ -486,6 +599,7 @@ class InbetweenPanel(QtWidgets.QWidget):
     def _set_status(self, text: str, error: bool = False) -> None:
         self.status_label.setStyleSheet("color: #d04040;" if error else "")
         self.status_label.setText(text)
+        self.status_label.setToolTip(text)
 
     def generate(self, picked: list[tuple[int, int]] | None) -> bool:
         """Start generating the picked segments (None: all); False when refused before starting."""
@@ -556,6 +670,8 @@ class InbetweenPanel(QtWidgets.QWidget):
 def _engine_problem(exc: BaseException, started: bool) -> str:
     if isinstance(exc, engine_client.EngineUnavailable) and not started:
         return "not running (it starts when you generate, or press Start)"
+    if isinstance(exc, (engine_client.EngineUnavailable, engine_link.EngineSetupError)):
+        return frontends.explain_engine_problem(str(exc))
     return f"problem: {exc}"
 
 
@@ -565,7 +681,7 @@ def _generation_problem(exc: BaseException) -> str:
     if isinstance(exc, engine_client.JobFailed):
         return f"The engine could not generate: {exc}"
     if isinstance(exc, (engine_client.ClientError, engine_link.EngineSetupError)):
-        return str(exc)
+        return frontends.known_engine_problem(str(exc)) or str(exc)
     return f"Generation failed: {type(exc).__name__}: {exc}"
 
 
@@ -582,9 +698,10 @@ class InbetweenDocker(DockWidget):
         self.panel = InbetweenPanel(self)
         scroll = QtWidgets.QScrollArea()
         scroll.setWidgetResizable(True)
+        # The panel is laid out to fit the dock's width; it scrolls up and down only.
+        scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(self.panel)
         self.setWidget(scroll)
 
     def canvasChanged(self, canvas) -> None:
-        if not self.panel.busy:
-            self.panel.refresh()
+        self.panel.follow_document()

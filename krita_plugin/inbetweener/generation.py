@@ -23,10 +23,10 @@ from pathlib import Path
 
 from . import document, pixels, segments, takes
 from ._shared import client as engine_client
-from ._shared import protocol
+from ._shared import protocol, vocabulary
 
 ProgressFn = Callable[[float, str], None]
-BACKENDS = ("auto", "rife", "tooncrafter")
+BACKENDS = vocabulary.BACKENDS
 
 
 class Cancelled(Exception):
@@ -42,10 +42,17 @@ class DrawSettings:
     seed: int = 123
     steps: int = 50
     sketch_strength: float = 0.6
+    runtime: str = "auto"  # what runs ToonCrafter: torch | onnx | auto
+    restore_detail: str = "auto"  # full-resolution detail from the keys
+    keep_palette: str = "auto"  # snap flat colours to the keys' palette
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise ValueError(f"unknown backend {self.backend!r}: choose one of {', '.join(BACKENDS)}")
+        for name, allowed in (("runtime", vocabulary.RUNTIMES), ("restore_detail", vocabulary.AUTO_ON_OFF),
+                              ("keep_palette", vocabulary.AUTO_ON_OFF)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         if not 1 <= self.motion <= 100:
             raise ValueError(f"motion must be between 1 and 100, got {self.motion}")
         if not 1 <= self.steps <= 1000:
@@ -311,7 +318,8 @@ def land_take(doc, request: TakeRequest, result: TakeFrames, guard: takes.Import
     """Import the frames as a new layer above everything (one undo step) and record the take.
     Inside Krita pass guard=import_pacing.paced_import (see there why)."""
     try:
-        layer = takes.import_take(doc, result.files, result.plan, request.name, guard)
+        name = takes.unique_layer_name(request.name, takes.layer_names(doc))
+        layer = takes.import_take(doc, result.files, result.plan, name, guard)
     finally:
         if result.temporary:
             shutil.rmtree(result.folder, ignore_errors=True)

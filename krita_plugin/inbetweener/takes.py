@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import re
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -85,6 +86,27 @@ def layer_name(spans: list[tuple[int, int]], seed: int) -> str:
     start = min(a for a, _ in spans)
     end = max(b for _, b in spans)
     return f"{LAYER_PREFIX} f{start}–f{end} seed {seed}"
+
+
+def unique_layer_name(base: str, existing: list[str]) -> str:
+    """`base`, or `base take N` with the next take number when the document already has that name
+    (a regenerated take with the same keys and seed stays distinguishable in the Layers docker)."""
+    pattern = re.compile(re.escape(base) + r"(?: take (\d+))?")
+    numbers = [int(m.group(1) or 1) for name in existing if (m := pattern.fullmatch(name))]
+    return f"{base} take {max(numbers) + 1}" if numbers else base
+
+
+def layer_names(doc) -> list[str]:
+    """Every layer name in the document, groups included."""
+    names: list[str] = []
+
+    def walk(parent) -> None:
+        for node in parent.childNodes():
+            names.append(node.name())
+            walk(node)
+
+    walk(doc.rootNode())
+    return names
 
 
 ImportGuard = Callable[[object], AbstractContextManager]

@@ -22,7 +22,8 @@ from PIL import Image
 
 from engine.api import EngineError
 from engine.core.planning import PlanningError, key_frames_for_count, plan_segment
-from engine.imaging import fit_into
+from engine.core.protocol import MAX_JOB_PIXELS
+from engine.imaging import check_declared_size, fit_into
 from engine.imaging import read_image as engine_read_image
 
 from .project import Drawing, InbetweenCell, KeyCell, Project, ProjectError, Timing
@@ -135,12 +136,22 @@ def psd_layers(path: Path, inbetweens: int = 7, exposure: int = 1) -> list[Impor
 
     path = Path(path)
     try:
+        check_declared_size(path, path.name)  # before psd-tools allocates anything at the canvas size
+    except EngineError as exc:
+        raise ProjectError(str(exc)) from None
+    try:
         psd = PSDImage.open(path)
     except Exception as exc:
         raise ProjectError(f"{path.name} is not a PSD this app can read ({exc})") from None
     layers = list(psd)  # psd-tools lists top-level layers bottom first
     if len(layers) < 2:
         raise ProjectError(f"{path.name} has {len(layers)} layer(s): put one keyframe per layer (at least two)")
+    width, height = psd.size
+    if len(layers) * width * height > MAX_JOB_PIXELS:
+        raise ProjectError(
+            f"{path.name}: {len(layers)} layers of {width}x{height} are more than one project holds "
+            f"({MAX_JOB_PIXELS} pixels in all); split the file or use fewer layers"
+        )
     images = []
     for layer in layers:
         # Hidden frame layers are still frames (animators hide them to see others); inside a group,

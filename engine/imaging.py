@@ -1,12 +1,17 @@
 """Reading keyframes and sketches as RGBA uint8 arrays, with errors that name the file and the problem.
 
-Decoding is bounded (pixel count checked from the header before pixels are decoded) because the
-server decodes images uploaded by any local process.
+Decoding is bounded because the server decodes images uploaded by any local process and the
+desktop app opens files from anywhere: the size an image declares in its header (PNG, PSD, or
+whatever Pillow reads) is checked against the limit before a single pixel is decoded
+(`check_declared_size`), and every decoder failure - a compressed text chunk that inflates past
+Pillow's limit, a "decompression bomb", a truncated file - becomes an ImageInputError naming the
+file, never a raw exception.
 """
 
 from __future__ import annotations
 
 import io
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -35,20 +40,53 @@ def _to_rgba(img: Image.Image, source: str) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(img.convert("RGBA"), dtype=np.uint8))
 
 
+def declared_size(head: bytes) -> tuple[int, int] | None:
+    """(width, height) a PNG or PSD header declares (its first 26 bytes suffice); None for other formats."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n") and len(head) >= 24 and head[12:16] == b"IHDR":
+        return struct.unpack(">II", head[16:24])
+    if head.startswith(b"8BPS") and len(head) >= 26:
+        height, width = struct.unpack(">II", head[14:22])
+        return width, height
+    return None
+
+
+def check_size(width: int, height: int, source: str, max_pixels: int = MAX_PIXELS) -> None:
+    """The one size rule for every image the engine or the desktop app decodes."""
+    if width < 1 or height < 1:
+        raise ImageInputError(f"{source}: image has no pixels ({width}x{height})")
+    if width * height > max_pixels:
+        raise ImageInputError(f"{source}: {width}x{height} is larger than the limit of {max_pixels} pixels")
+
+
+def check_declared_size(path: str | Path, source: str | None = None, max_pixels: int = MAX_PIXELS) -> tuple[int, int] | None:
+    """Check the size a PNG or PSD file declares before anything decodes it; its (width, height)."""
+    source = source or str(path)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(32)
+    except OSError as exc:
+        raise ImageInputError(f"{source}: cannot read: {exc.strerror or exc}") from None
+    size = declared_size(head)
+    if size is not None:
+        check_size(*size, source, max_pixels)
+    return size
+
+
 def _open_checked(fp, source: str, max_pixels: int) -> Image.Image:
+    start = fp.tell()
+    size = declared_size(fp.read(32))
+    fp.seek(start)
+    if size is not None:
+        check_size(*size, source, max_pixels)
     try:
         img = Image.open(fp)
     except UnidentifiedImageError:
         raise ImageInputError(f"{source}: not an image (or a format Pillow cannot read)") from None
-    except OSError as exc:
-        raise ImageInputError(f"{source}: cannot read: {exc}") from None
-    width, height = img.size
-    if width < 1 or height < 1:
-        raise ImageInputError(f"{source}: image has no pixels ({width}x{height})")
-    if width * height > max_pixels:
-        raise ImageInputError(
-            f"{source}: {width}x{height} is larger than the limit of {max_pixels} pixels"
-        )
+    except Image.DecompressionBombError as exc:
+        raise ImageInputError(f"{source}: refused, the image is far larger than the limit ({exc})") from None
+    except (OSError, ValueError, SyntaxError, struct.error) as exc:
+        raise ImageInputError(f"{source}: damaged or unreadable image ({exc})") from None
+    check_size(*img.size, source, max_pixels)
     return img
 
 
@@ -69,7 +107,7 @@ def read_image(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         raise ImageInputError(f"{source}: permission denied") from None
     except ImageInputError:
         raise
-    except (OSError, ValueError, SyntaxError) as exc:
+    except (OSError, ValueError, SyntaxError, struct.error, Image.DecompressionBombError) as exc:
         raise ImageInputError(f"{source}: damaged or truncated image ({exc})") from None
 
 
@@ -80,7 +118,7 @@ def decode_png_rgba(data: bytes, *, source: str, max_pixels: int = MAX_PIXELS) -
     img = _open_checked(io.BytesIO(data), source, max_pixels)
     try:
         img.load()
-    except (OSError, ValueError, SyntaxError) as exc:
+    except (OSError, ValueError, SyntaxError, struct.error, Image.DecompressionBombError) as exc:
         raise ImageInputError(f"{source}: damaged or truncated PNG ({exc})") from None
     return _to_rgba(img, source)
 

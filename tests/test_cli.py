@@ -218,3 +218,16 @@ def test_remote_run_accepts_what_the_local_run_accepts(pair, tmp_path, capsys):
     local = sorted(p.name for p in (tmp_path / "local").iterdir())
     assert sorted(p.name for p in (tmp_path / "remote").iterdir()) == local
     assert len(local) == 6  # two keys, three in-betweens, the timing sheet
+
+
+@pytest.mark.parametrize("hostile, expected", [("claims_60000", "60000x60000 is larger than the limit"),
+                                                ("text_bomb", "damaged or unreadable image")])
+def test_hostile_png_keyframes_are_one_line_errors(pair, tmp_path, capsys, hostile, expected):
+    from tests.helpers import png_claiming, png_with_text_bomb
+
+    path = tmp_path / f"{hostile}.png"
+    path.write_bytes(png_claiming(60000, 60000) if hostile == "claims_60000" else png_with_text_bomb())
+    code, err = run([pair[0], path, "--count", "1", "--out", tmp_path / "o", "--backend", "rife"], capsys)
+    assert code == 2
+    line = error_line(err)
+    assert f"{hostile}.png" in line and expected in line

@@ -306,3 +306,25 @@ def test_export_frames_follow_playback_with_holds(qapp):
     ]
     assert frames[9].kind == "hold" and frames[9].drawing == 8  # segment 8-16 not generated: key holds
     assert frames[3].image is project.inbetweens[2].drawing.image
+
+
+# ---- hostile files: every one a ProjectError naming it, nothing decoded past the limits ------------
+
+
+@pytest.mark.parametrize("hostile", ["claims_60000", "text_bomb"])
+def test_importers_refuse_hostile_pngs_by_name(tmp_path, hostile):
+    from tests.helpers import png_claiming, png_with_text_bomb
+
+    save_png(tmp_path / "a.png", disc(64, 40, 10))
+    bad = tmp_path / "b.png"
+    bad.write_bytes(png_claiming(60000, 60000) if hostile == "claims_60000" else png_with_text_bomb())
+    with pytest.raises(ProjectError, match="b.png"):
+        importers.keyframe_images([tmp_path / "a.png", bad])
+
+
+def test_psd_claiming_a_huge_canvas_is_refused_before_decoding(tmp_path):
+    from tests.helpers import psd_claiming
+
+    path = psd_claiming(tmp_path / "huge.psd", 10000, 10000)
+    with pytest.raises(ProjectError, match="huge.psd: 10000x10000 is larger than the limit"):
+        importers.psd_layers(path)

@@ -316,3 +316,24 @@ def test_fuzz_mutated_jobs_get_202_or_a_4xx_naming_a_field(http, path, value):
         assert body["error"]
         if body["field"]:
             assert body["error"].startswith(body["field"] + ": ")
+
+
+@pytest.mark.parametrize("hostile", ["text_bomb", "claims_60000"])
+def test_hostile_pngs_are_a_422_naming_the_image(http, hostile):
+    from tests.helpers import png_claiming, png_with_text_bomb
+
+    bad = png_with_text_bomb() if hostile == "text_bomb" else png_claiming(60000, 60000)
+    job = valid_job()
+    job["keyframes"][1]["png"] = b64(bad)
+    response = post_job(http, job)
+    assert response.status_code == 422, response.text
+    assert response.json()["field"].startswith("keyframes[1]")
+
+
+@pytest.mark.parametrize("device", ["meta", "xpu", "cuda:", "cuda:-1", "cpu;rm"])
+def test_unknown_devices_are_a_422(http, device):
+    job = valid_job()
+    job["settings"]["device"] = device
+    response = post_job(http, job)
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == "settings" and "device" in response.json()["error"]

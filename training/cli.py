@@ -43,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--device", default="auto", help="auto (cuda:LOCAL_RANK when available), cpu, cuda, cuda:N")
         p.add_argument("--precision", choices=PRECISIONS, default="auto", help="auto: bf16 autocast on GPUs that have it")
         p.add_argument("--gradient-checkpointing", action="store_true", help="recompute activations in backward (less memory)")
+        p.add_argument("--frozen-dtype", choices=("fp32", "bf16"), default="fp32",
+                       help="bf16: hold the networks this job only runs forward (VAE, CLIP, ...) in bf16 to save memory")
         p.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw", help="adamw8bit needs bitsandbytes")
         p.add_argument("--warmup-steps", type=int, default=0)
         p.add_argument("--grad-clip", type=float, default=1.0, help="gradient-norm clip (0: off)")

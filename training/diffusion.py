@@ -79,8 +79,8 @@ def encode_video(model: ToonCrafterModel, video: torch.Tensor, posterior_noise: 
     frames = clip_to_frames(video)
     parts = []
     for i in range(0, frames.shape[0], chunk):
-        encoding = vae.encode(frames[i : i + chunk])
-        parts.append(vae.scaled_latents(encoding.posterior, posterior_noise[i : i + chunk]))
+        encoding = vae.encode(frames[i : i + chunk].to(vae.quant_conv.weight.dtype))
+        parts.append(vae.scaled_latents(encoding.posterior, posterior_noise[i : i + chunk]).float())
     z = torch.cat(parts)
     return z.reshape(b, t, *z.shape[1:]).transpose(1, 2).float()
 

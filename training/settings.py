@@ -36,6 +36,7 @@ class TrainSettings:
     device: str = "auto"
     precision: str = "auto"
     gradient_checkpointing: bool = False
+    frozen_dtype: str = "fp32"  # "bf16": networks that only run forward are held in bf16
     optimizer: str = "adamw"
     warmup_steps: int = 0
     grad_clip: float = 1.0
@@ -63,6 +64,8 @@ class TrainSettings:
             raise ValueError(f"unknown training job {self.job!r}: choose one of {', '.join(JOBS)}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.frozen_dtype not in ("fp32", "bf16"):
+            raise ValueError(f"--frozen-dtype must be fp32 or bf16, got {self.frozen_dtype!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         for name in ("steps", "batch", "micro_batch", "save_every", "log_every"):

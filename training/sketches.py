@@ -58,8 +58,8 @@ def select_sketch_frames(length: int, rng: np.random.Generator) -> list[int]:
 # Line extractors: RGB uint8 frame -> sketch uint8 (dark lines on white paper)
 
 
-def xdog_sketch(frame: np.ndarray, sigma: float = 0.8, k: float = 1.6, tau: float = 0.98, epsilon: float = 0.05,
-                phi: float = 40.0) -> np.ndarray:
+def xdog_sketch(frame: np.ndarray, sigma: float = 0.8, k: float = 1.6, tau: float = 0.98, epsilon: float = 0.0,
+                phi: float = 200.0) -> np.ndarray:
     """eXtended Difference of Gaussians (Winnemöller et al. 2012): (H, W, 3) uint8 -> (H, W) uint8."""
     grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
     fine = cv2.GaussianBlur(grey, (0, 0), sigma)

@@ -94,6 +94,9 @@ class Trainer:
         self.config = settings.model_config_object()
         self.job: TrainingJob = build_job(settings, self.config, self.device)
         self.counts = count(self.job)
+        if settings.frozen_dtype == "bf16":
+            for network in self.job.frozen_networks():
+                network.to(torch.bfloat16)
         if settings.gradient_checkpointing:
             enable_activation_checkpointing(self.job, self.job.checkpoint_types)
         self.autocast, self.bf16 = _autocast(settings, self.device)

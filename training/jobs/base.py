@@ -53,6 +53,10 @@ class TrainingJob(nn.Module):
         """Modules FSDP shards one by one (the trained networks' blocks), innermost first."""
         return []
 
+    def frozen_networks(self) -> list[nn.Module]:
+        """Networks that only run forward here (safe to hold in bf16 with --frozen-dtype bf16)."""
+        return []
+
     def sample_extras(self) -> Callable | None:
         """A picklable callable (frames uint8 (T, H, W, 3), seed) -> extra tensors for the sample."""
         return None

@@ -58,9 +58,10 @@ class DecoderJob(TrainingJob):
             for seed in batch["seed"]
         ]).to(device)
         with torch.no_grad():
-            encoding = vae.encode(frames)
-            z = encoding.posterior.sample(noise)
-            references = video_references(encoding.hidden_states, t)
+            encoding = vae.encode(frames.to(vae.quant_conv.weight.dtype))
+            z = encoding.posterior.sample(noise).float()
+            references = [h.float() for h in encoding.hidden_states]
+            references = video_references(references, t)
         reconstruction = vae.decoder(z, references, t).float()
         l1 = (reconstruction - frames).abs().mean()
         nll = l1
@@ -93,6 +94,9 @@ class DecoderJob(TrainingJob):
 
     def outputs(self) -> list[OutputFile]:
         return [OutputFile("model.safetensors", "first_stage_model.", "tooncrafter", self.base, strip=False)]
+
+    def frozen_networks(self) -> list[nn.Module]:
+        return [self.first_stage_model.encoder, self.first_stage_model.quant_conv]
 
     def shard_units(self) -> list[nn.Module]:
         decoder = self.first_stage_model.decoder

@@ -46,6 +46,10 @@ class RectifyJob(TrainingJob):
     def outputs(self) -> list[OutputFile]:
         return [OutputFile("model.safetensors", "tooncrafter.", "tooncrafter", self.base)]
 
+    def frozen_networks(self):
+        m = self.tooncrafter
+        return [m.first_stage_model, m.cond_stage_model, m.embedder]
+
     def shard_units(self):
         unet = self.tooncrafter.unet
         blocks = [*unet.input_blocks, unet.middle_block, *unet.output_blocks]

@@ -88,6 +88,10 @@ class SketchJob(TrainingJob):
     def outputs(self) -> list[OutputFile]:
         return [OutputFile("sketch_encoder.safetensors", "sketch_encoder.", "sketch_encoder")]
 
+    def frozen_networks(self):
+        m = self.tooncrafter
+        return [m.model, m.first_stage_model, m.cond_stage_model, m.embedder, m.image_proj_model]
+
     def sample_extras(self):
         return SketchHintMaker(self.anime2sketch)
 

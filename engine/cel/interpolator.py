@@ -1,0 +1,228 @@
+"""The cel-aware in-betweener: analyse a segment once, then draw any tau cheaply.
+
+    segment = CelInterpolator().prepare(key_a, key_b, sketches={0.5: sketch})
+    drawing = segment.inbetween(0.25)
+
+`prepare` cuts both keys into regions (regions.py), separates held cels from moving ones and
+builds the background plate (layers.py), matches the moving regions (matching.py), groups them
+into parts on a skeleton of joints with their poses (parts.py, motion.py), reads the paint order
+from the keys (occlusion.py) and fits the parts to the artist's sketches (sketch_pose.py). Each
+in-between then only poses every part along its arc (arcs.py) and paints (render.py).
+
+When the art is not flat cel (a photo, painterly gradients, a storm of tiny regions) or the parts
+cannot be matched with confidence, `prepare` raises NotCelArt naming why, so the caller can hand
+the segment to a flow-based in-betweener.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from ..api import CancelToken, EngineError
+from . import arcs
+from .layers import background_plate, changed_pixels, held_regions
+from .matching import match_regions
+from .occlusion import paint_order
+from .parts import Part, build_parts, group_regions
+from .regions import Segmentation, segment
+from .render import CutOut, cut_out, mix_weight, paint_part, premultiplied, straight
+from .sketch_pose import SketchLines, fit_to_sketch
+
+
+class NotCelArt(Exception):
+    """The keys are not flat cel art this method can take apart; the message says why."""
+
+
+@dataclass(frozen=True)
+class CelConfig:
+    min_flat_fraction: float = 0.7  # share of pixels in flat colour regions
+    max_regions: int = 600  # more regions than this reads as texture, not cel
+    max_moving_regions: int = 150
+    min_matched_share: float = 0.6  # share of the moving area that found its match in the other key
+    min_fit: float = 0.55  # area-weighted mean of how well the parts' poses fit
+
+
+@dataclass
+class Knot:
+    """A part's pose relative to its parent at one tau (the keys, and every sketch)."""
+
+    tau: float
+    relative: np.ndarray
+    turn: float  # cumulative turn from key A, with winding
+
+
+@dataclass
+class CelSegment:
+    """A keyframe pair taken apart: plate, parts in paint order, and their poses over the segment."""
+
+    height: int
+    width: int
+    plate: np.ndarray  # RGBA uint8: the held picture without moving figures
+    plate_premult: np.ndarray
+    parts: list[Part]  # parents before children
+    order: list[int]  # indices into parts, back to front
+    cuts: list[tuple[CutOut | None, CutOut | None]]
+    knots: list[list[Knot]]
+    report: dict = field(default_factory=dict)
+
+    def poses(self, tau: float) -> list[np.ndarray]:
+        """Each part's pose at tau: key A's coordinates -> the in-between's."""
+        index = {p.index: k for k, p in enumerate(self.parts)}
+        out: list[np.ndarray] = []
+        for k, part in enumerate(self.parts):
+            parent = np.eye(3) if part.parent is None else out[index[part.parent]]
+            out.append(parent @ _relative_at(self.knots[k], part.pivot, tau))
+        return out
+
+    def inbetween(self, tau: float) -> np.ndarray:
+        """The drawing at tau in (0, 1): straight-alpha RGBA uint8 at the keys' size."""
+        if not 0.0 < tau < 1.0:
+            raise EngineError(f"tau must be strictly between 0 and 1 (the keys themselves), got {tau}")
+        poses = self.poses(tau)
+        canvas = self.plate_premult.copy()
+        touched = np.zeros((self.height, self.width), bool)
+        beta = mix_weight(tau)
+        for k in self.order:
+            part = self.parts[k]
+            cut_a, cut_b = self.cuts[k]
+            pose_b = poses[k] @ np.linalg.inv(part.motion.pose)
+            paint_part(canvas, touched, cut_a, poses[k], cut_b, pose_b, beta)
+        out = self.plate.copy()
+        out[touched] = straight(canvas[touched][None])[0]
+        return out
+
+
+def _with_fringe(mask: np.ndarray, changed: np.ndarray) -> np.ndarray:
+    """A figure's mask plus the changed pixels just around it (the faint outer edge of its outline)."""
+    near = cv2.dilate(mask.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    return mask | (near & changed)
+
+
+def _relative_at(knots: list[Knot], pivot: np.ndarray, tau: float) -> np.ndarray:
+    for left, right in zip(knots, knots[1:]):
+        if tau <= right.tau:
+            u = (tau - left.tau) / max(right.tau - left.tau, 1e-9)
+            step = np.linalg.inv(left.relative) @ right.relative
+            return left.relative @ arcs.along_arc(step, u, pivot, turn=right.turn - left.turn)
+    return knots[-1].relative
+
+
+def check_keys(key_a: np.ndarray, key_b: np.ndarray) -> None:
+    for name, key in (("start keyframe", key_a), ("end keyframe", key_b)):
+        if not isinstance(key, np.ndarray) or key.dtype != np.uint8 or key.ndim != 3 or key.shape[2] != 4:
+            raise EngineError(
+                f"{name}: expected an RGBA uint8 image of shape (height, width, 4), got "
+                f"{getattr(key, 'dtype', type(key).__name__)} {getattr(key, 'shape', '')}"
+            )
+    if key_a.shape != key_b.shape:
+        raise EngineError(
+            f"keyframes differ in size: {key_a.shape[1]}x{key_a.shape[0]} and {key_b.shape[1]}x{key_b.shape[0]}"
+        )
+
+
+class CelInterpolator:
+    def __init__(self, config: CelConfig | None = None) -> None:
+        self.config = config or CelConfig()
+
+    def _check_cel(self, seg: Segmentation, which: str) -> None:
+        cfg = self.config
+        if seg.flat_fraction < cfg.min_flat_fraction:
+            raise NotCelArt(f"{which} is not flat cel: only {seg.flat_fraction:.0%} of it is flat colour")
+        if len(seg.regions) > cfg.max_regions:
+            raise NotCelArt(f"{which} has {len(seg.regions)} colour regions (texture rather than cel)")
+
+    def prepare(
+        self, key_a: np.ndarray, key_b: np.ndarray, sketches: Mapping[float, np.ndarray] | None = None,
+        cancel: CancelToken | None = None,
+    ) -> CelSegment:
+        check_keys(key_a, key_b)
+        cancel = cancel or CancelToken()
+        height, width = key_a.shape[:2]
+        seg_a, seg_b = segment(key_a), segment(key_b)
+        self._check_cel(seg_a, "the start keyframe")
+        self._check_cel(seg_b, "the end keyframe")
+        cancel.check()
+        changed = changed_pixels(key_a, key_b)
+        held_a, held_b = held_regions(seg_a, changed), held_regions(seg_b, changed)
+        moving_a = [i for i in range(len(seg_a.regions)) if not held_a[i]]
+        moving_b = [j for j in range(len(seg_b.regions)) if not held_b[j]]
+        if len(moving_a) > self.config.max_moving_regions or len(moving_b) > self.config.max_moving_regions:
+            raise NotCelArt(f"{max(len(moving_a), len(moving_b))} moving regions: too many small pieces to match")
+        matches = match_regions(seg_a, seg_b, moving_a, moving_b, math.hypot(width, height))
+        cancel.check()
+        groups = group_regions(seg_a, seg_b, moving_a, moving_b, matches)
+        parts = build_parts(key_a, key_b, seg_a, seg_b, groups, held_a, changed)
+        cancel.check()
+        report = self._confidence(seg_a, seg_b, moving_a, moving_b, matches, parts)
+        mask_a = np.zeros((height, width), bool)
+        mask_b = np.zeros((height, width), bool)
+        for part in parts:
+            mask_a |= part.mask_a
+            mask_b |= part.mask_b
+        plate, unseen = background_plate(key_a, key_b, _with_fringe(mask_a, changed), _with_fringe(mask_b, changed))
+        report["inpainted_pixels"] = int(unseen.sum())
+        order = paint_order(parts)
+        pa, pb = premultiplied(key_a), premultiplied(key_b)
+        cuts = [(cut_out(pa, p.mask_a), cut_out(pb, p.mask_b) if p.regions_b else None) for p in parts]
+        knots = [[Knot(0.0, np.eye(3), 0.0), Knot(1.0, p.relative, p.turn)] for p in parts]
+        if sketches:
+            report["sketches"] = self._fit_sketches(parts, knots, sketches, (height, width), cancel)
+        return CelSegment(height, width, plate, premultiplied(plate), parts, order, cuts, knots, report)
+
+    def _confidence(self, seg_a, seg_b, moving_a, moving_b, matches, parts) -> dict:
+        area_a = sum(seg_a.regions[i].area for i in moving_a)
+        area_b = sum(seg_b.regions[j].area for j in moving_b)
+        matched = sum(seg_a.regions[i].area + seg_b.regions[j].area for i, j, _ in matches)
+        share = matched / max(area_a + area_b, 1)
+        weights = np.array([p.area for p in parts if p.regions_b], float)
+        fits = np.array([p.motion.score for p in parts if p.regions_b], float)
+        fit = float((weights * fits).sum() / weights.sum()) if len(weights) else 1.0
+        report = {
+            "regions": [len(seg_a.regions), len(seg_b.regions)],
+            "moving_regions": [len(moving_a), len(moving_b)],
+            "parts": len(parts),
+            "jointed_parts": sum(p.joint is not None for p in parts),
+            "matched_share": round(share, 3),
+            "fit": round(fit, 3),
+        }
+        if area_a + area_b > 0 and share < self.config.min_matched_share:
+            raise NotCelArt(f"only {share:.0%} of the moving area could be matched between the keys")
+        if fit < self.config.min_fit:
+            raise NotCelArt(f"the parts' motions fit poorly (mean fit {fit:.2f})")
+        return report
+
+    def _fit_sketches(self, parts, knots, sketches, size, cancel) -> list[float]:
+        taus = sorted(float(t) for t in sketches)
+        for tau in taus:
+            if not 0.0 < tau < 1.0:
+                raise EngineError(f"a sketch at tau {tau} is not between the keys (0 < tau < 1)")
+            if sketches[tau].shape[:2] != size:
+                h, w = sketches[tau].shape[:2]
+                raise EngineError(f"the sketch at tau {tau:.3f} is {w}x{h}, the keyframes are {size[1]}x{size[0]}")
+        for tau in taus:
+            cancel.check()
+            lines = SketchLines.read(sketches[tau], source=f"sketch at tau {tau:.3f}")
+            index = {p.index: k for k, p in enumerate(parts)}
+            posed: list[np.ndarray] = []
+            for k, part in enumerate(parts):
+                parent = np.eye(3) if part.parent is None else posed[index[part.parent]]
+                guess = _relative_at(knots[k], part.pivot, tau)
+                turn_guess = _turn_at(knots[k], tau)
+                relative, turn = fit_to_sketch(lines, part, parent, guess, turn_guess)
+                knots[k].append(Knot(tau, relative, turn))
+                knots[k].sort(key=lambda kn: kn.tau)
+                posed.append(parent @ relative)
+        return taus
+
+
+def _turn_at(knots: list[Knot], tau: float) -> float:
+    for left, right in zip(knots, knots[1:]):
+        if tau <= right.tau:
+            u = (tau - left.tau) / max(right.tau - left.tau, 1e-9)
+            return left.turn + u * (right.turn - left.turn)
+    return knots[-1].turn

@@ -1,0 +1,79 @@
+"""Held cels and moving figures: what stays put between two keys, and the background plate behind.
+
+A region of one key is *held* (static background or a held cel) when the other key shows it
+unchanged: almost none of its pixels change, or its outline ring is unchanged (only something
+passing in front of it differs), or it touches the frame edge and is mostly unchanged (a backdrop
+that a figure crosses). Everything else moves. The plate is each key's held pixels, with what a
+figure hides in one key taken from the other key, and only what neither key shows inpainted.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .regions import Segmentation
+
+#: A pixel changed between the keys when any RGBA channel differs by more than this.
+CHANGE_TOLERANCE = 8
+#: Held when at most this share of a region's pixels changed ...
+HELD_CHANGED = 0.05
+#: ... or at most this share of its outline ring changed ...
+HELD_RING_CHANGED = 0.3
+#: ... or, for a region touching the frame edge, at most this share of its pixels changed.
+HELD_BACKDROP_CHANGED = 0.3
+
+
+def changed_pixels(key_a: np.ndarray, key_b: np.ndarray) -> np.ndarray:
+    diff = np.abs(key_a.astype(np.int16) - key_b.astype(np.int16)).max(axis=2)
+    both_clear = (key_a[..., 3] == 0) & (key_b[..., 3] == 0)
+    return (diff > CHANGE_TOLERANCE) & ~both_clear
+
+
+def held_regions(seg: Segmentation, changed: np.ndarray) -> np.ndarray:
+    """Boolean per region of `seg`: True where the region is held (does not move)."""
+    count = len(seg.regions)
+    labels = seg.labels
+    valid = labels >= 0
+    idx = labels[valid]
+    area = np.bincount(idx, minlength=count).astype(np.float64)
+    changed_area = np.bincount(idx, weights=changed[valid].astype(np.float64), minlength=count)
+    frac = changed_area / np.maximum(area, 1)
+    held = np.zeros(count, bool)
+    kernel = np.ones((3, 3), np.uint8)
+    for region in seg.regions:
+        i = region.index
+        if area[i] == 0:
+            held[i] = True
+            continue
+        if frac[i] <= HELD_CHANGED or (region.touches_border and frac[i] <= HELD_BACKDROP_CHANGED):
+            held[i] = True
+            continue
+        x0, y0, x1, y1 = region.bbox
+        pad = 3
+        ys, xs = slice(max(y0 - pad, 0), y1 + pad), slice(max(x0 - pad, 0), x1 + pad)
+        mask = (labels[ys, xs] == i).astype(np.uint8)
+        ring = (cv2.dilate(mask, np.ones((5, 5), np.uint8)) > 0) & ~(cv2.erode(mask, kernel) > 0)
+        held[i] = changed[ys, xs][ring].mean() <= HELD_RING_CHANGED
+    return held
+
+
+def background_plate(
+    key_a: np.ndarray, key_b: np.ndarray, moving_a: np.ndarray, moving_b: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The held picture with every moving figure removed, and the mask of what had to be inpainted.
+
+    A's pixels where A shows background; B's where A's figure hides it but B shows it; inpainted
+    (colour and alpha) where both keys' figures cover it.
+    """
+    plate = key_a.copy()
+    from_b = moving_a & ~moving_b
+    plate[from_b] = key_b[from_b]
+    unseen = moving_a & moving_b
+    if unseen.any():
+        hole = unseen.astype(np.uint8) * 255
+        rgb = cv2.inpaint(np.ascontiguousarray(plate[..., :3]), hole, 5, cv2.INPAINT_TELEA)
+        alpha = cv2.inpaint(np.ascontiguousarray(plate[..., 3]), hole, 5, cv2.INPAINT_TELEA)
+        plate[unseen, :3] = rgb[unseen]
+        plate[unseen, 3] = alpha[unseen]
+    return plate, unseen

@@ -1,0 +1,196 @@
+"""How one part moved between the keys: the pose that lays its shape in key A onto its shape in key B.
+
+The pose is searched, not solved from moments alone, so that a limb swung by more than 90
+degrees, a round hand (whose axes say nothing about its turn) and a part half hidden in one key
+all find their motion: every candidate turn of a coarse sweep (plus the turns the principal axes
+suggest) is scored by how well the two shapes overlap both ways, then the best is refined by
+coordinate search over turn, position and scale. A jointed part turns about its joint, whose
+place in key B its parent predicts, so only the turn and a small slip are searched. A free part
+may also squash or stretch (an affine pose from the shapes' second moments), taken when it fits
+clearly better than the similarity.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from . import arcs
+
+#: Points sampled from each shape to score a pose.
+SAMPLE_POINTS = 600
+#: Coarse sweep of turns (degrees).
+COARSE_STEP = 10.0
+#: Small preference (score per radian) for turns close to the expected one, so symmetric shapes
+#: (a ball, a round hand) keep the turn of their neighbours instead of an arbitrary one.
+TURN_PRIOR = 0.01
+#: An affine (squash and stretch) pose replaces the similarity only when it scores this much better.
+AFFINE_GAIN = 0.03
+
+
+@dataclass
+class Shape:
+    """A part's pixels in one key, prepared for scoring: sampled points and a soft inside map."""
+
+    mask: np.ndarray
+    points: np.ndarray  # (N, 2) x, y
+    centroid: np.ndarray
+    area: int
+    soft: np.ndarray  # mask blurred a little: a smooth score near the edges
+    covariance: np.ndarray
+
+    @property
+    def size(self) -> float:
+        return math.sqrt(max(self.area, 1))
+
+
+def shape_of(mask: np.ndarray, seed: int = 0) -> Shape:
+    ys, xs = np.nonzero(mask)
+    points = np.stack([xs, ys], axis=1).astype(np.float64)
+    centroid = points.mean(axis=0) if len(points) else np.zeros(2)
+    cov = np.cov(points.T) if len(points) > 2 else np.eye(2)
+    if len(points) > SAMPLE_POINTS:
+        rng = np.random.default_rng(seed)
+        points = points[rng.choice(len(points), SAMPLE_POINTS, replace=False)]
+    soft = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), 1.5)
+    return Shape(mask, points, centroid, int(mask.sum()), soft, cov + np.eye(2) * 1e-3)
+
+
+def _lookup(soft: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Bilinear lookup of `soft` at (K, N, 2) points; outside the frame reads 0."""
+    k, n = points.shape[:2]
+    maps = points.reshape(k, n, 2).astype(np.float32)
+    return cv2.remap(soft, maps[..., 0], maps[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def overlap_score(m: np.ndarray, a: Shape, b: Shape) -> np.ndarray:
+    """How well pose(s) m (3x3 or (K, 3, 3)) lay A's shape on B's, both ways: 1 is a perfect fit."""
+    m = np.asarray(m)
+    single = m.ndim == 2
+    if single:
+        m = m[None]
+    forward = np.einsum("kij,nj->kni", m[:, :2, :2], a.points) + m[:, None, :2, 2]
+    inverse = np.linalg.inv(m)
+    backward = np.einsum("kij,nj->kni", inverse[:, :2, :2], b.points) + inverse[:, None, :2, 2]
+    score = 0.5 * (_lookup(b.soft, forward).mean(axis=1) + _lookup(a.soft, backward).mean(axis=1))
+    return score[0] if single else score
+
+
+@dataclass
+class Motion:
+    """A part's pose from key A to key B, its turn (with winding) and how well it fits (0-1)."""
+
+    pose: np.ndarray
+    turn: float
+    score: float
+
+
+def _similarity(theta: float, scale: float, source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    return arcs.pose(arcs.rotation(theta, scale), source, target)
+
+
+def _axis_turns(a: Shape, b: Shape) -> list[float]:
+    def axis(cov):
+        values, vectors = np.linalg.eigh(cov)
+        v = vectors[:, -1]
+        return math.atan2(v[1], v[0])
+
+    d = axis(b.covariance) - axis(a.covariance)
+    return [d, d + math.pi]
+
+
+def _wrap(theta: float) -> float:
+    return (theta + math.pi) % (2 * math.pi) - math.pi
+
+
+def _refine(score_fn, params: list[float], steps: list[float], rounds: int = 3) -> tuple[list[float], float]:
+    """Coordinate search: try +-step on each parameter, keep improvements, halve the steps."""
+    best = score_fn(params)
+    steps = list(steps)
+    for _ in range(rounds):
+        improved = True
+        while improved:
+            improved = False
+            for k in range(len(params)):
+                for sign in (1, -1):
+                    trial = list(params)
+                    trial[k] += sign * steps[k]
+                    s = score_fn(trial)
+                    if s > best + 1e-6:
+                        params, best, improved = trial, s, True
+        steps = [s / 2 for s in steps]
+    return params, best
+
+
+def fit_free(a: Shape, b: Shape, prior_turn: float = 0.0) -> Motion:
+    """The pose of a part with no joint: any turn, any translation, a uniform scale (or a squash)."""
+    scale0 = float(np.clip(math.sqrt(b.area / max(a.area, 1)), 0.33, 3.0))
+    turns = [math.radians(d) for d in np.arange(-180.0, 180.0, COARSE_STEP)] + _axis_turns(a, b) + [prior_turn]
+    turns = [_wrap(t) for t in turns]
+    candidates = np.stack([_similarity(t, scale0, a.centroid, b.centroid) for t in turns])
+    scores = overlap_score(candidates, a, b) - TURN_PRIOR * np.abs([_wrap(t - prior_turn) for t in turns])
+    start = turns[int(np.argmax(scores))]
+
+    def score(p):
+        theta, log_s, tx, ty = p
+        m = _similarity(theta, math.exp(log_s), a.centroid, b.centroid + np.array([tx, ty]))
+        return float(overlap_score(m, a, b)) - TURN_PRIOR * abs(_wrap(theta - prior_turn))
+
+    step_px = max(1.0, 0.08 * b.size)
+    (theta, log_s, tx, ty), best = _refine(score, [start, math.log(scale0), 0.0, 0.0],
+                                           [math.radians(5), 0.06, step_px, step_px])
+    theta = _wrap(theta)
+    m = _similarity(theta, math.exp(log_s), a.centroid, b.centroid + np.array([tx, ty]))
+    motion = Motion(m, theta, float(overlap_score(m, a, b)))
+    squash = _fit_affine(a, b, theta)
+    if squash is not None and squash.score > motion.score + AFFINE_GAIN:
+        return squash
+    return motion
+
+
+def _fit_affine(a: Shape, b: Shape, theta: float) -> Motion | None:
+    """Second-moment (whitening) affine with the rotation nearest `theta`, refined in translation."""
+    def sqrtm(c):
+        values, vectors = np.linalg.eigh(c)
+        return (vectors * np.sqrt(np.maximum(values, 1e-6))) @ vectors.T
+
+    wa = np.linalg.inv(sqrtm(a.covariance))
+    cb = sqrtm(b.covariance)
+    best = None
+    for delta in np.radians(np.arange(-30, 31, 5)):
+        linear = cb @ arcs.rotation(theta + delta) @ wa
+        m = arcs.pose(linear, a.centroid, b.centroid)
+        s = float(overlap_score(m, a, b))
+        if best is None or s > best[1]:
+            best = (m, s)
+    if best is None:
+        return None
+    m = best[0]
+    sv = np.linalg.svd(m[:2, :2], compute_uv=False)
+    if sv.min() < 0.3 or sv.max() > 3.5:
+        return None
+    return Motion(m, _wrap(arcs.angle_of(m)), best[1])
+
+
+def fit_jointed(a: Shape, b: Shape, joint_a: np.ndarray, joint_b: np.ndarray, prior_turn: float = 0.0) -> Motion:
+    """The pose of a part hinged at a joint: it turns about the joint, which may slip a little."""
+    turns = [_wrap(math.radians(d)) for d in np.arange(-180.0, 180.0, COARSE_STEP / 2)]
+    candidates = np.stack([_similarity(t, 1.0, joint_a, joint_b) for t in turns])
+    scores = overlap_score(candidates, a, b) - TURN_PRIOR * np.abs([_wrap(t - prior_turn) for t in turns])
+    start = turns[int(np.argmax(scores))]
+    slip = max(2.0, 0.1 * a.size)
+
+    def score(p):
+        theta, tx, ty = p
+        if abs(tx) > slip or abs(ty) > slip:
+            return -1.0
+        m = _similarity(theta, 1.0, joint_a, joint_b + np.array([tx, ty]))
+        return float(overlap_score(m, a, b)) - TURN_PRIOR * abs(_wrap(theta - prior_turn))
+
+    (theta, tx, ty), _ = _refine(score, [start, 0.0, 0.0], [math.radians(2.5), 1.0, 1.0])
+    theta = _wrap(theta)
+    m = _similarity(theta, 1.0, joint_a, joint_b + np.array([tx, ty]))
+    return Motion(m, theta, float(overlap_score(m, a, b)))

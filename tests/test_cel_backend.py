@@ -1,0 +1,66 @@
+"""The cel backend as the pipeline calls it: the Backend contract, progress, cancel, fallback."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.api import Cancelled, CancelToken, EngineError, GenerationSettings, InbetweenTask, no_progress
+from engine.backends import cel
+from tests import cel_drawings as art
+
+
+def run(backend, key_a, key_b, taus, sketches=None, progress=no_progress, cancel=None):
+    task = InbetweenTask(key_a, key_b, taus, GenerationSettings(), sketches or {})
+    return backend.interpolate(task, progress, cancel or CancelToken()), task
+
+
+def test_always_available():
+    assert cel.availability(GenerationSettings()) == (True, "")
+
+
+def test_one_image_per_tau_at_the_keys_size():
+    backend = cel.CelBackend(GenerationSettings())
+    events = []
+    images, task = run(backend, art.arm_figure(10), art.arm_figure(110), [0.1, 0.5, 0.9],
+                       progress=lambda *e: events.append(e))
+    assert len(images) == 3
+    assert all(im.shape == (160, 240, 4) and im.dtype == np.uint8 for im in images)
+    assert [round(art.limb_angle(im, art.SHOULDER)) for im in images] == pytest.approx([20, 60, 100], abs=3)
+    assert events[-1][:2] == ("post", 1.0)
+    assert backend.describe()["method"] == "cel" and task.warnings == []
+
+
+def test_cancel_stops_between_inbetweens():
+    backend = cel.CelBackend(GenerationSettings())
+    cancel = CancelToken()
+
+    def cancel_after_first(stage, fraction, message):
+        if stage == "post":
+            cancel.cancel()
+
+    with pytest.raises(Cancelled):
+        run(backend, art.arm_figure(10), art.arm_figure(110), [0.25, 0.5, 0.75], progress=cancel_after_first, cancel=cancel)
+
+
+def test_bad_input_is_named():
+    backend = cel.CelBackend(GenerationSettings())
+    with pytest.raises(EngineError, match="tau"):
+        run(backend, art.arm_figure(10), art.arm_figure(110), [1.0])
+    with pytest.raises(EngineError, match="differ in size"):
+        run(backend, art.arm_figure(10), art.arm_figure(110)[:80], [0.5])
+
+
+def test_art_that_is_not_cel_goes_to_rife_and_says_so():
+    from engine.backends import rife
+
+    if not rife.availability(GenerationSettings())[0]:
+        pytest.skip("RIFE weights not installed")
+    rng = np.random.default_rng(3)
+    noise = rng.integers(0, 256, (64, 96, 4), dtype=np.uint8)
+    noise[..., 3] = 255
+    backend = cel.CelBackend(GenerationSettings())
+    images, task = run(backend, noise, np.roll(noise, 4, axis=1), [0.5])
+    assert len(images) == 1 and images[0].shape == noise.shape
+    assert backend.describe()["method"] == "rife"
+    assert any("RIFE" in w and "flat" in w for w in task.warnings)

@@ -1,0 +1,133 @@
+"""The cel in-betweener end to end on drawings with known geometry: arcs, leaps, held backgrounds,
+transparency, line widths, and the clear errors bad input gets."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from engine.api import EngineError
+from engine.cel.interpolator import CelInterpolator, NotCelArt
+from tests import cel_drawings as art
+
+
+@pytest.fixture(scope="module")
+def swing():
+    """One limb hinged at the shoulder, swung by 100 degrees."""
+    return art.arm_figure(10), art.arm_figure(110), CelInterpolator().prepare(art.arm_figure(10), art.arm_figure(110))
+
+
+@pytest.mark.parametrize("tau", [0.25, 0.5, 0.75])
+def test_limb_swings_through_its_arc(swing, tau):
+    """The limb turns about its joint to the interpolated angle: no slide, no cross-fade."""
+    _, _, segment = swing
+    out = segment.inbetween(tau)
+    assert art.limb_angle(out, art.SHOULDER) == pytest.approx(10 + 100 * tau, abs=3.0)
+    # one solid limb: as much limb paint as in a key, not two half-strength ghosts
+    key_area = art.colour_mask(art.arm_figure(10), art.LIMB).sum()
+    assert art.colour_mask(out, art.LIMB).sum() == pytest.approx(key_area, rel=0.15)
+
+
+def test_forearm_follows_its_elbow():
+    """A two-segment arm: the forearm turns relative to the upper arm, about the moving elbow."""
+    key_a, key_b = art.arm_figure(10, 0), art.arm_figure(100, 150)
+    segment = CelInterpolator().prepare(key_a, key_b)
+    for tau in (0.25, 0.5, 0.75):
+        out = segment.inbetween(tau)
+        upper = 10 + 90 * tau
+        assert art.limb_angle(out, art.SHOULDER) == pytest.approx(upper, abs=3.0)
+        elbow = art.limb_end(art.SHOULDER, upper, art.ARM_LENGTH)
+        assert art.limb_angle(out, elbow, art.FOREARM) == pytest.approx(150 * tau, abs=4.0)
+
+
+def test_sketch_poses_the_limb():
+    """A sketch at tau 0.5 with the arm at 80 degrees (the plain in-between is at 60) wins."""
+    key_a, key_b = art.arm_figure(10), art.arm_figure(110)
+    segment = CelInterpolator().prepare(key_a, key_b, {0.5: art.sketch_of_arm(80)})
+    assert art.limb_angle(segment.inbetween(0.5), art.SHOULDER) == pytest.approx(80, abs=3.0)
+    # the motion is split at the sketch: A -> sketch over [0, 0.5], sketch -> B over [0.5, 1]
+    assert art.limb_angle(segment.inbetween(0.25), art.SHOULDER) == pytest.approx(45, abs=4.0)
+    assert art.limb_angle(segment.inbetween(0.75), art.SHOULDER) == pytest.approx(95, abs=4.0)
+
+
+def test_leap_farther_than_the_figure_carries_it():
+    """A ball that travels 220 px (five times its width) is whole at the midpoint, not faded."""
+    key_a, key_b = art.ball_figure((60, 60)), art.ball_figure((280, 90))
+    segment = CelInterpolator().prepare(key_a, key_b)
+    out = segment.inbetween(0.5)
+    ball = art.colour_mask(out, art.BALL)
+    key_area = art.colour_mask(key_a, art.BALL).sum()
+    assert ball.sum() == pytest.approx(key_area, rel=0.12)
+    ys, xs = np.nonzero(ball)
+    assert xs.mean() == pytest.approx(170, abs=5) and ys.mean() == pytest.approx(75, abs=5)
+
+
+def test_held_background_is_bit_identical(swing):
+    """Away from the limb (in either key and in the in-between) every pixel is the keys' own."""
+    key_a, key_b, segment = swing
+    out = segment.inbetween(0.5)
+    figure = ~np.all(key_a == key_b, axis=2) | art.colour_mask(out, art.LIMB)
+    figure = cv2.dilate(figure.astype(np.uint8), np.ones((13, 13), np.uint8)) > 0  # the limb and its outline
+    assert np.array_equal(out[~figure], key_a[~figure])
+    assert (~figure).mean() > 0.8
+    assert not np.array_equal(out[figure], key_a[figure])  # the limb did move
+
+
+def test_ground_does_not_move(swing):
+    _, _, segment = swing
+    key_a = art.arm_figure(10)
+    for tau in (0.1, 0.5, 0.9):
+        assert np.array_equal(segment.inbetween(tau)[140:], key_a[140:])
+
+
+def test_transparent_cel_keeps_its_alpha():
+    key_a, key_b = art.arm_figure(10, transparent=True), art.arm_figure(110, transparent=True)
+    out = CelInterpolator().prepare(key_a, key_b).inbetween(0.5)
+    limb = art.colour_mask(out, art.LIMB)
+    assert limb.sum() > 300 and (out[limb, 3] == 255).all()
+    assert (out[:20, 150:, 3] == 0).all()  # empty paper stays transparent
+    edge = (out[..., 3] > 0) & (out[..., 3] < 255)
+    assert edge.sum() > 20  # anti-aliased outline edges survive
+
+
+def ink_thickness(image: np.ndarray, region: np.ndarray) -> float:
+    """Dark pixels per pixel of outline length around `region` (a fill mask)."""
+    dark = (image[..., :3].astype(int).max(axis=2) < 110) & (image[..., 3] > 128)
+    contours, _ = cv2.findContours(region.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    length = sum(cv2.arcLength(c, True) for c in contours)
+    near = cv2.dilate(region.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+    return float((dark & near & ~region).sum() / max(length, 1))
+
+
+def test_lines_keep_their_width(swing):
+    key_a, _, segment = swing
+    out = segment.inbetween(0.5)
+    before = ink_thickness(key_a, art.colour_mask(key_a, art.LIMB))
+    after = ink_thickness(out, art.colour_mask(out, art.LIMB))
+    assert after == pytest.approx(before, rel=0.35)
+
+
+def test_bad_input_is_named():
+    key = art.arm_figure(10)
+    with pytest.raises(EngineError, match="differ in size"):
+        CelInterpolator().prepare(key, key[:100])
+    with pytest.raises(EngineError, match="RGBA uint8"):
+        CelInterpolator().prepare(key[..., :3], key[..., :3])
+    with pytest.raises(EngineError, match="RGBA uint8"):
+        CelInterpolator().prepare(key.astype(np.float32), key.astype(np.float32))
+    segment = CelInterpolator().prepare(key, art.arm_figure(60))
+    with pytest.raises(EngineError, match="tau"):
+        segment.inbetween(1.0)
+    with pytest.raises(EngineError, match="sketch at tau 0.500 is 120x80"):
+        CelInterpolator().prepare(key, art.arm_figure(60), {0.5: np.full((80, 120, 4), 255, np.uint8)})
+    with pytest.raises(EngineError, match="no lines"):
+        CelInterpolator().prepare(key, art.arm_figure(60), {0.5: np.full(key.shape, 255, np.uint8)})
+
+
+def test_photographic_art_is_refused_with_a_reason():
+    rng = np.random.default_rng(1)
+    noise = rng.integers(0, 256, (96, 128, 4), dtype=np.uint8)
+    noise[..., 3] = 255
+    with pytest.raises(NotCelArt, match="flat"):
+        CelInterpolator().prepare(noise, np.roll(noise, 5, axis=1))

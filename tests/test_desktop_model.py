@@ -328,3 +328,104 @@ def test_psd_claiming_a_huge_canvas_is_refused_before_decoding(tmp_path):
     path = psd_claiming(tmp_path / "huge.psd", 10000, 10000)
     with pytest.raises(ProjectError, match="huge.psd: 10000x10000 is larger than the limit"):
         importers.psd_layers(path)
+
+
+def _saved_folder_with(tmp_path, edit):
+    """A saved folder project whose manifest `edit(manifest)` then changes."""
+    folder = tmp_path / "shot"
+    storage.save_project(three_key_project(), folder)
+    manifest = json.loads((folder / "project.json").read_text())
+    edit(manifest)
+    (folder / "project.json").write_text(json.dumps(manifest))
+    return folder
+
+
+@pytest.mark.parametrize("where", ["parent", "absolute", "device", "dotdot_inside", "symlink"])
+def test_manifest_paths_outside_the_project_are_refused(tmp_path, where):
+    secret = tmp_path / "secret.png"
+    save_png(secret, disc(64, 40, 10))  # a valid drawing of the right size: only the path is wrong
+    name = {"parent": "../secret.png", "absolute": str(secret), "device": "/dev/zero",
+            "dotdot_inside": "keys/../../secret.png", "symlink": "keys/0000-link.png"}[where]
+
+    def point_at_secret(manifest):
+        manifest["keys"][0]["file"] = name
+
+    folder = _saved_folder_with(tmp_path, point_at_secret)
+    if where == "symlink":
+        (folder / "keys" / "0000-link.png").symlink_to(secret)
+    with pytest.raises(ProjectError, match="keys\\[0\\].file|outside the project"):
+        storage.load_project(folder)
+
+
+@pytest.mark.parametrize("field, edit", [
+    ("version", lambda m: m.update(version=[])),
+    ("keys[1].frame", lambda m: m["keys"][1].pop("frame")),
+    ("fps", lambda m: m.update(fps="fast")),
+    ("keys[0].frame", lambda m: m["keys"][0].update(frame=1e30)),
+    ("keys", lambda m: m.update(keys={"0": "keys/a.png"})),
+    ("size", lambda m: m.update(size=[64, -40])),
+    ("playback", lambda m: m.update(playback=[0, "end"])),
+    ("settings", lambda m: m.update(settings=[1, 2])),
+    ("segment_timing", lambda m: m.update(segment_timing={"eight": {}})),
+    ("inbetweens[0].tau", lambda m: m["inbetweens"].append({"frame": 2, "tau": "half", "segment": [0, 8],
+                                                             "file": m["keys"][0]["file"]})),
+])
+def test_manifest_with_wrong_types_is_a_project_error_naming_the_field(tmp_path, field, edit):
+    folder = _saved_folder_with(tmp_path, edit)
+    with pytest.raises(ProjectError) as caught:
+        storage.load_project(folder)
+    assert field in str(caught.value)
+
+
+def test_a_manifest_that_inflates_past_the_limit_is_not_read(tmp_path):
+    bomb = tmp_path / "bomb.inbetween"
+    padding = " " * (storage.MAX_MANIFEST_BYTES + 1)
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("project.json", '{"format": "inbetweener-project", "version": 1}' + padding)
+    assert bomb.stat().st_size < storage.MAX_MANIFEST_BYTES // 100
+    with pytest.raises(ProjectError, match="bomb.inbetween.*larger than"):
+        storage.load_project(bomb)
+
+
+def test_a_project_drawing_with_a_text_bomb_is_a_project_error(tmp_path):
+    from tests.helpers import png_with_text_bomb
+
+    folder = tmp_path / "shot"
+    storage.save_project(three_key_project(), folder)
+    next((folder / "keys").glob("0008-*.png")).write_bytes(png_with_text_bomb())
+    with pytest.raises(ProjectError, match="keys/0008-"):
+        storage.load_project(folder)
+
+
+KILL_WHILE_SAVING = """
+import os, signal, sys
+sys.path.insert(0, os.getcwd())
+os.environ["QT_QPA_PLATFORM"] = "offscreen"
+from desktop import storage
+from tests.test_desktop_model import three_key_project
+real = os.replace
+def killing(src, dst):
+    os.kill(os.getpid(), signal.SIGKILL)
+os.replace = killing
+storage.save_project(three_key_project(gap=4), sys.argv[1])
+"""
+
+
+@pytest.mark.parametrize("name", ["shot.inbetween", "shot_folder"])
+def test_temporary_files_of_a_crashed_save_are_cleaned_up_next_time(tmp_path, name):
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = tmp_path / name
+    storage.save_project(three_key_project(), path)
+    killed = subprocess.run([sys.executable, "-c", KILL_WHILE_SAVING, str(path)], capture_output=True, text=True,
+                            timeout=120, cwd=Path(__file__).resolve().parents[1])
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    leftovers = [p for p in tmp_path.rglob(".*") if p.name.endswith(".tmp") or ".tmp." in p.name]
+    assert leftovers, "the killed save left no temporary file: the test did not kill it mid-write"
+    loaded = storage.load_project(path)
+    assert sorted(loaded.keys) == [0, 8, 16]  # the last good save, whole
+    storage.save_project(loaded, path)
+    assert [p for p in tmp_path.rglob(".*") if p.name.endswith(".tmp") or ".tmp." in p.name] == []

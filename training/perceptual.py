@@ -56,9 +56,11 @@ class LPIPS(nn.Module):
         model = cls()
         vgg = torch.load(Path(vgg16), map_location="cpu", weights_only=True)
         features = {k.removeprefix("features."): v for k, v in vgg.items() if k.startswith("features.")}
-        missing, _ = model.features.load_state_dict(features, strict=False)
-        if missing:
-            raise ValueError(f"{vgg16}: not torchvision VGG16 weights (missing {missing[:3]})")
+        expected = set(model.features.state_dict())
+        wrong = [k for k in expected if k not in features or features[k].shape != model.features.state_dict()[k].shape]
+        if wrong:
+            raise ValueError(f"{vgg16}: not torchvision VGG16 weights (missing or mis-shaped: {sorted(wrong)[:3]})")
+        features = {k: features[k] for k in expected}
         lin = torch.load(Path(heads), map_location="cpu", weights_only=True)
         expected = {f"lin{i}.model.1.weight" for i in range(len(LPIPS_CHANNELS))}
         if not expected <= set(lin):

@@ -30,8 +30,12 @@ from .matching import match_regions
 from .occlusion import paint_order
 from .parts import Part, build_parts, group_regions
 from .regions import Segmentation, segment
-from .render import CutOut, cut_out, mix_weight, paint_part, premultiplied, straight
+from .render import CutOut, Residual, cut_out, measure_residual, mix_weight, paint_part, premultiplied, straight
 from .sketch_pose import SketchLines, fit_to_sketch
+
+#: The residual flow that aligns a part's two cut-outs may move pixels at most this share of the
+#: part's size (sqrt of its area); more is not a correction but a different drawing.
+RESIDUAL_LIMIT = 0.25
 
 
 class NotCelArt(Exception):
@@ -68,6 +72,7 @@ class CelSegment:
     order: list[int]  # indices into parts, back to front
     cuts: list[tuple[CutOut | None, CutOut | None]]
     knots: list[list[Knot]]
+    residuals: list[Residual | None]
     report: dict = field(default_factory=dict)
 
     def poses(self, tau: float) -> list[np.ndarray]:
@@ -91,7 +96,7 @@ class CelSegment:
             part = self.parts[k]
             cut_a, cut_b = self.cuts[k]
             pose_b = poses[k] @ np.linalg.inv(part.motion.pose)
-            paint_part(canvas, touched, cut_a, poses[k], cut_b, pose_b, beta)
+            paint_part(canvas, touched, cut_a, poses[k], cut_b, pose_b, beta, tau, part.motion.pose, self.residuals[k])
         out = self.plate.copy()
         out[touched] = straight(canvas[touched][None])[0]
         return out
@@ -170,9 +175,15 @@ class CelInterpolator:
         pa, pb = premultiplied(key_a), premultiplied(key_b)
         cuts = [(cut_out(pa, p.mask_a), cut_out(pb, p.mask_b) if p.regions_b else None) for p in parts]
         knots = [[Knot(0.0, np.eye(3), 0.0), Knot(1.0, p.relative, p.turn)] for p in parts]
+        residuals = [
+            measure_residual(ca, cb, p.motion.pose, max(3.0, RESIDUAL_LIMIT * math.sqrt(p.area)))
+            if ca is not None and cb is not None else None
+            for p, (ca, cb) in zip(parts, cuts)
+        ]
+        report["aligned_parts"] = sum(r is not None for r in residuals)
         if sketches:
             report["sketches"] = self._fit_sketches(parts, knots, sketches, (height, width), cancel)
-        return CelSegment(height, width, plate, premultiplied(plate), parts, order, cuts, knots, report)
+        return CelSegment(height, width, plate, premultiplied(plate), parts, order, cuts, knots, residuals, report)
 
     def _confidence(self, seg_a, seg_b, moving_a, moving_b, matches, parts) -> dict:
         area_a = sum(seg_a.regions[i].area for i in moving_a)

@@ -21,7 +21,7 @@ import numpy as np
 from . import arcs
 
 #: Points sampled from each shape to score a pose.
-SAMPLE_POINTS = 600
+SAMPLE_POINTS = 400
 #: Coarse sweep of turns (degrees).
 COARSE_STEP = 10.0
 #: Small preference (score per radian) for turns close to the expected one, so symmetric shapes
@@ -39,7 +39,8 @@ class Shape:
     points: np.ndarray  # (N, 2) x, y
     centroid: np.ndarray
     area: int
-    soft: np.ndarray  # mask blurred a little: a smooth score near the edges
+    soft: np.ndarray  # the mask around the shape, blurred a little: a smooth score near the edges
+    offset: np.ndarray  # (x, y) of soft's first pixel in the frame
     covariance: np.ndarray
 
     @property
@@ -55,8 +56,12 @@ def shape_of(mask: np.ndarray, seed: int = 0) -> Shape:
     if len(points) > SAMPLE_POINTS:
         rng = np.random.default_rng(seed)
         points = points[rng.choice(len(points), SAMPLE_POINTS, replace=False)]
-    soft = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), 1.5)
-    return Shape(mask, points, centroid, int(mask.sum()), soft, cov + np.eye(2) * 1e-3)
+    h, w = mask.shape
+    pad = 6
+    x0, y0 = (max(int(xs.min()) - pad, 0), max(int(ys.min()) - pad, 0)) if len(xs) else (0, 0)
+    x1, y1 = (min(int(xs.max()) + pad + 1, w), min(int(ys.max()) + pad + 1, h)) if len(xs) else (w, h)
+    soft = cv2.GaussianBlur(mask[y0:y1, x0:x1].astype(np.float32), (0, 0), 1.5)
+    return Shape(mask, points, centroid, int(len(xs)), soft, np.array([x0, y0], float), cov + np.eye(2) * 1e-3)
 
 
 def _lookup(soft: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -75,7 +80,7 @@ def overlap_score(m: np.ndarray, a: Shape, b: Shape) -> np.ndarray:
     forward = np.einsum("kij,nj->kni", m[:, :2, :2], a.points) + m[:, None, :2, 2]
     inverse = np.linalg.inv(m)
     backward = np.einsum("kij,nj->kni", inverse[:, :2, :2], b.points) + inverse[:, None, :2, 2]
-    score = 0.5 * (_lookup(b.soft, forward).mean(axis=1) + _lookup(a.soft, backward).mean(axis=1))
+    score = 0.5 * (_lookup(b.soft, forward - b.offset).mean(axis=1) + _lookup(a.soft, backward - a.offset).mean(axis=1))
     return score[0] if single else score
 
 

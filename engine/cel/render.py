@@ -56,17 +56,6 @@ def mix_weight(tau: float) -> float:
     return float(np.clip((tau - lo) / (hi - lo), 0.0, 1.0))
 
 
-def _place(cut: CutOut, pose: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-    """The cut-out warped by `pose` (key coordinates -> frame coordinates) into the frame box."""
-    bx0, by0, bx1, by1 = box
-    ox, oy = cut.origin
-    shift_in = np.array([[1, 0, ox], [0, 1, oy], [0, 0, 1]], float)
-    shift_out = np.array([[1, 0, -bx0], [0, 1, -by0], [0, 0, 1]], float)
-    m = (shift_out @ pose @ shift_in)[:2]
-    return cv2.warpAffine(cut.pixels, m, (bx1 - bx0, by1 - by0), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))
-
-
 def _box(cut: CutOut, pose: np.ndarray, width: int, height: int) -> tuple[int, int, int, int] | None:
     h, w = cut.pixels.shape[:2]
     ox, oy = cut.origin
@@ -86,11 +75,83 @@ def _union(a, b):
     return min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])
 
 
+@dataclass
+class Residual:
+    """What the part's pose leaves unexplained: a smooth flow on key B's frame from B's cut-out to
+    A's cut-out carried onto B (so B(q) ~ A_on_B(q + flow(q))), measured once per segment."""
+
+    flow: np.ndarray  # (h, w, 2) float32
+    origin: tuple[int, int]  # x, y of the flow grid in key B's frame
+
+
+def _grey(premult: np.ndarray) -> np.ndarray:
+    """Premultiplied cut-out over mid grey, as uint8 luminance for the flow."""
+    rgb = premult[..., :3] + 0.5 * (1.0 - premult[..., 3:4])
+    grey = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+    return np.clip(grey * 255.0, 0, 255).astype(np.uint8)
+
+
+def measure_residual(cut_a: CutOut, cut_b: CutOut, pose: np.ndarray, limit: float) -> Residual | None:
+    """DIS optical flow between B's cut-out and A's carried onto B by the part's pose (A -> B).
+
+    None when the two already agree or the flow is not a small correction (over `limit` pixels)."""
+    h, w = cut_b.pixels.shape[:2]
+    pad = 8
+    ox, oy = cut_b.origin[0] - pad, cut_b.origin[1] - pad
+    box = (ox, oy, ox + w + 2 * pad, oy + h + 2 * pad)
+    b_on_grid = _sample(cut_b, np.eye(3), box, None, 0.0)
+    a_on_grid = _sample(cut_a, pose, box, None, 0.0)
+    if b_on_grid.shape[0] < 16 or b_on_grid.shape[1] < 16:
+        return None
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    flow = dis.calc(_grey(b_on_grid), _grey(a_on_grid), None)
+    inside = (b_on_grid[..., 3] > 0.5) | (a_on_grid[..., 3] > 0.5)
+    if not inside.any():
+        return None
+    size = np.linalg.norm(flow[inside], axis=1)
+    if np.percentile(size, 90) < 0.3 or np.percentile(size, 90) > limit:
+        return None
+    flow = cv2.GaussianBlur(flow, (0, 0), 1.5)
+    return Residual(flow, (ox, oy))
+
+
+def _sample(cut: CutOut, pose: np.ndarray, box, residual: Residual | None, shift: float,
+            after: np.ndarray | None = None) -> np.ndarray:
+    """The cut-out as seen through `pose` (cut's key -> frame) on the frame box.
+
+    With a residual, frame points are first taken back to key B's frame by `after`^-1, moved by
+    `shift` times the residual flow there, then carried by `pose` from B's frame to the cut's key."""
+    x0, y0, x1, y1 = box
+    xs, ys = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
+    if residual is None or after is None:
+        inverse = np.linalg.inv(pose)
+        u = inverse[0, 0] * xs + inverse[0, 1] * ys + inverse[0, 2]
+        v = inverse[1, 0] * xs + inverse[1, 1] * ys + inverse[1, 2]
+    else:
+        back = np.linalg.inv(after)
+        qx = back[0, 0] * xs + back[0, 1] * ys + back[0, 2]
+        qy = back[1, 0] * xs + back[1, 1] * ys + back[1, 2]
+        fx, fy = residual.origin
+        flow = cv2.remap(residual.flow, (qx - fx).astype(np.float32), (qy - fy).astype(np.float32), cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        qx, qy = qx + shift * flow[..., 0], qy + shift * flow[..., 1]
+        u = pose[0, 0] * qx + pose[0, 1] * qy + pose[0, 2]
+        v = pose[1, 0] * qx + pose[1, 1] * qy + pose[1, 2]
+    ox, oy = cut.origin
+    return cv2.remap(cut.pixels, (u - ox).astype(np.float32), (v - oy).astype(np.float32), cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))
+
+
 def paint_part(
     canvas: np.ndarray, touched: np.ndarray, cut_a: CutOut | None, pose_a: np.ndarray,
-    cut_b: CutOut | None, pose_b: np.ndarray, beta: float,
+    cut_b: CutOut | None, pose_b: np.ndarray, beta: float, tau: float, motion: np.ndarray,
+    residual: Residual | None = None,
 ) -> None:
-    """Mix the part's two aligned cut-outs and paint the result over the canvas (premultiplied)."""
+    """Mix the part's two aligned cut-outs and paint the result over the canvas (premultiplied).
+
+    `pose_a` / `pose_b` carry key A / key B to the frame; `motion` is the part's pose A -> B. With
+    a residual, both cut-outs also travel the remaining flow: B's by (1 - tau) of it toward A, A's
+    by tau of it toward B, so their lines meet before they are mixed."""
     height, width = canvas.shape[:2]
     use_a = cut_a is not None and beta < 1.0
     use_b = cut_b is not None and beta > 0.0
@@ -100,8 +161,11 @@ def paint_part(
         return
     x0, y0, x1, y1 = box
     zero = np.zeros((y1 - y0, x1 - x0, 4), np.float32)
-    a = _place(cut_a, pose_a, box) if use_a else zero
-    b = _place(cut_b, pose_b, box) if use_b else zero
+    # A is sampled through B's frame: frame -> B frame (pose_b^-1), flow step, then B -> A (motion^-1)
+    a = _sample(cut_a, np.linalg.inv(motion), box, residual, tau, pose_b) if use_a and residual is not None else (
+        _sample(cut_a, pose_a, box, None, 0.0) if use_a else zero)
+    b = _sample(cut_b, np.eye(3), box, residual, tau - 1.0, pose_b) if use_b and residual is not None else (
+        _sample(cut_b, pose_b, box, None, 0.0) if use_b else zero)
     if cut_b is None:  # nothing to mix with: the part keeps key A's look
         mixed = a
     elif cut_a is None:

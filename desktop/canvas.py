@@ -317,9 +317,14 @@ class Canvas(QtWidgets.QWidget):
             paint = cell.paint.image if cell else blank
             cut = cell.cut.image if cell and cell.cut else blank
             created = cell is None
+        paper = None
+        if layer == "cleanup" and self.brush.tool == "eraser":
+            shown = self.shown_image(frame)
+            paper = cleanup.paper_colour(shown) if shown is not None else None
         self._stroke = {
             "frame": frame,
             "layer": layer,
+            "paper": paper,  # opaque art: the eraser paints its paper; on transparency it cuts
             "before": (paint, cut),
             "created": created,
             "paint": _working(paint),
@@ -343,8 +348,9 @@ class Canvas(QtWidgets.QWidget):
         stroke = self._stroke
         width = max(0.5, self.brush.size * (0.3 + 0.7 * pressure))
         last = stroke["last"]
-        targets = [(stroke["paint"], stroke["tool"] == "eraser")]
-        if stroke["tool"] == "eraser" and stroke["cut"] is not None:
+        erasing, paper = stroke["tool"] == "eraser", stroke.get("paper")
+        targets = [(stroke["paint"], erasing and paper is None)]
+        if erasing and paper is None and stroke["cut"] is not None:
             targets.append((stroke["cut"], False))  # the eraser also takes the drawing beneath away
         for image, clear in targets:
             painter = QtGui.QPainter(image)
@@ -354,6 +360,8 @@ class Canvas(QtWidgets.QWidget):
             pen = self._stroke_pen(width)
             if image is stroke["cut"]:
                 pen.setColor(QtGui.QColor(0, 0, 0))
+            elif erasing and paper is not None:
+                pen.setColor(QtGui.QColor(*paper))
             painter.setPen(pen)
             if last == point:
                 painter.drawPoint(point)

@@ -46,6 +46,16 @@ def keys_palette(images: Iterable[np.ndarray], colours: int = PALETTE_SIZE, min_
     ]
 
 
+def paper_colour(image: np.ndarray) -> tuple[int, int, int] | None:
+    """The paper of a drawing made on opaque paper (the most common colour along its border), or
+    None for art on transparency. The clean-up eraser paints this paper instead of cutting a hole."""
+    border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
+    if (border[:, 3] < 250).mean() > 0.02:
+        return None
+    colours, counts = np.unique(border[:, :3], axis=0, return_counts=True)
+    return tuple(int(v) for v in colours[counts.argmax()])
+
+
 def fill_mask(image: np.ndarray, x: int, y: int, tolerance: int = 32) -> np.ndarray:
     """Where a fill clicked at (x, y) lands: the connected area of similar colour (bool H×W).
 

@@ -65,11 +65,11 @@ def studio(qtbot, tmp_path, key_files):
     return window
 
 
-def generated(project, frames=(1, 2, 3), segment=(0, 4)) -> SegmentResult:
+def generated(project, frames=(1, 2, 3), segment=(0, 4), paper: bool = True) -> SegmentResult:
     """What the engine worker hands over for a segment: in-betweens moving the disc along."""
     seg = next(s for s in project.segments() if (s.start, s.end) == segment)
     taus = {ib.frame: ib.tau for ib in seg.plan.inbetweens}
-    cells = {f: InbetweenCell(Drawing(disc(20 + 14 * f, RED)), taus[f], segment) for f in frames}
+    cells = {f: InbetweenCell(Drawing(disc(20 + 14 * f, RED, paper)), taus[f], segment) for f in frames}
     return SegmentResult(segment, cells)
 
 
@@ -96,11 +96,13 @@ def test_an_inbetween_is_corrected_on_its_clean_up_layer_accepted_and_exported(s
     assert project.sketches == {}
     assert np.array_equal(project.inbetweens[2].drawing.image, original)
     assert tuple(project.image_of(2)[8, 20, :3]) == LINE
-    # Eraser: takes the generated outline away (a cut in the layer), never the drawing itself.
+    # Eraser: on art drawn on paper it paints the paper over the generated outline (on transparent
+    # art it cuts, see below), never touching the drawing itself.
     studio.set_tool("eraser")
     centre = 20 + 28
     drag(studio.canvas, [canvas_point(studio, centre + 15, 25 + i) for i in range(14)])
-    assert project.image_of(2)[32, centre + 15, 3] == 0 and original[32, centre + 15, 3] == 255
+    assert tuple(project.image_of(2)[32, centre + 15]) == (255, 255, 255, 255)
+    assert tuple(original[32, centre + 15, :3]) == LINE
     # Colour picker and fill: pick the blue of key 4, fill the disc of the in-between with it.
     studio.doc.set_current_frame(4)
     studio.set_tool("picker")
@@ -336,7 +338,12 @@ def test_transparent_art_shows_a_checkerboard_and_exports_keep_alpha(qtbot, tmp_
     window.actions_by_id["checkerboard"].trigger()
     assert len(set(canvas_pixels(window, [(x + 0.5, 2.5) for x in range(0, 40)]))) == 1
     project = window.doc.project
-    land(window, generated(project))
+    land(window, generated(project, paper=False))
+    window.doc.set_current_frame(2)  # the clean-up eraser cuts transparent art: the hole is clear
+    window.set_tool("eraser")
+    drag(window.canvas, [canvas_point(window, 48, 26 + i) for i in range(12)])
+    assert project.image_of(2)[30, 48, 3] == 0 and project.inbetweens[2].drawing.image[30, 48, 3] == 255
+    window.doc.undo_stack.undo()
     frames = frames_to_export(project)
     soft = np.array(frames[1].image)
     written = write_export(frames, 12, ExportOptions(tmp_path / "out", "clear", ("gif", "apng")))

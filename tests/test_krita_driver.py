@@ -151,8 +151,11 @@ def integration(*_args) -> None:
 
         action.trigger()
         result["docker_found"] = bool(list(InbetweenDocker.instances))
-        panel = next(iter(InbetweenDocker.instances)).panel
+        dock = next(iter(InbetweenDocker.instances))
+        panel = dock.panel
         panel.refresh()
+        _wait(app, lambda: False, 1.0)
+        result["docker_layout"] = _clipped(dock)
         panel.select_layers(document.node_uid(keys))
         panel.python_edit.setText(config["engine_python"])  # as the animator types them in the docker
         panel.root_edit.setText(config["engine_root"])
@@ -168,7 +171,7 @@ def integration(*_args) -> None:
         layers_before = [n.name() for n in doc.topLevelNodes()]
         result["generate_started"] = panel.generate(panel.ticked_spans())
         result["finished_in_time"] = _wait(app, lambda: landed or failed, config.get("timeout", 300))
-        result["landed"], result["failed"] = landed, failed
+        result["landed"], result["failed"] = list(landed), list(failed)
         result["status_text"] = panel.status_label.text()
         result["saved_engine_python"] = engine_link.EngineSetup.load(app).python
         if not landed:
@@ -190,15 +193,20 @@ def integration(*_args) -> None:
             with open(os.path.join(dump, f"keys_{t:03d}.bgra"), "wb") as fh:
                 fh.write(bytes(keys.pixelDataAtTime(0, 0, WIDTH, HEIGHT, t)))
         result["takes"] = takes.read_takes(doc)
+        panel.follow_document()
+        result["keys_choice_after_take"] = panel.key_combo.currentText()
         step("inspected")
 
         undo, redo = app.action("edit_undo"), app.action("edit_redo")
         undo.trigger()
         doc.waitForDone()
         result["layers_after_one_undo"] = [n.name() for n in doc.topLevelNodes()]
+        panel.follow_document()
+        result["takes_listed_after_undo"] = [panel.takes_combo.itemText(i) for i in range(panel.takes_combo.count())]
         redo.trigger()
         doc.waitForDone()
         result["layers_after_redo"] = [n.name() for n in doc.topLevelNodes()]
+        panel.follow_document()
         step("undo")
 
         # regenerate from the take recorded in the document, after the form was changed
@@ -248,6 +256,13 @@ def integration(*_args) -> None:
         except document.DocumentError as exc:
             refusals["single_key"] = str(exc)
         result["refusals"] = refusals
+        panel._set_status("Cancelled: nothing was added to the document.", error=True)
+        fresh = app.createDocument(64, 48, "fresh", "RGBA", "U8", "", 72.0)
+        window.addView(fresh)
+        app.setActiveDocument(fresh)
+        _wait(app, lambda: False, 1.5)  # the docker follows Krita to the new document by itself
+        result["status_on_new_document"] = panel.status_label.text()
+        result["keys_choice_on_new_document"] = panel.key_combo.currentText()
         step("refusals")
         state = engine_link.LINK._client
         result["engine_started_by_plugin"] = engine_link.LINK.started_here
@@ -255,6 +270,23 @@ def integration(*_args) -> None:
     except Exception:
         result["error"] = traceback.format_exc()
     _finish(config, result)
+
+
+def _clipped(dock) -> dict:
+    """How the docker fits its dock: widths, and any widget that reaches past the visible width."""
+    from inbetweener._qt import QtCore, QtWidgets
+
+    panel, scroll = dock.panel, dock.widget()
+    visible = scroll.viewport().width()
+    cut = []
+    for w in panel.findChildren(QtWidgets.QWidget):
+        if not w.isVisibleTo(panel) or isinstance(w.parent(), (QtWidgets.QComboBox, QtWidgets.QAbstractSpinBox)):
+            continue
+        right = w.mapTo(panel, QtCore.QPoint(w.width(), 0)).x()
+        if right > visible + 1:
+            cut.append(f"{type(w).__name__} {getattr(w, 'text', lambda: '')()!r} to x={right}")
+    return {"dock_width": dock.width(), "visible_width": visible, "panel_min_width": panel.minimumSizeHint().width(),
+            "sideways_scroll": scroll.horizontalScrollBar().isVisible(), "cut_off": cut}
 
 
 #: Dockers left open in the screenshot (Krita's object names): layers, timeline, and the plugin's own.
@@ -312,8 +344,9 @@ def screenshot(*_args) -> None:
                 docks[name].show()
         app.action("inbetweener_generate").trigger()
         ours, layers = docks[DOCKER_ID], docks["KisLayerBox"]
-        qwindow.resizeDocks([ours], [470], QtCore.Qt.Orientation.Horizontal)
+        # The docker keeps Krita's default width (the picture shows what an animator first sees).
         qwindow.resizeDocks([layers, ours], [170, 900], QtCore.Qt.Orientation.Vertical)
+        result["docker_layout"] = _clipped(ours)
         panel = next(iter(InbetweenDocker.instances)).panel
         panel.refresh()
         panel.select_layers(document.node_uid(keys))

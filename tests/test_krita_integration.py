@@ -163,6 +163,10 @@ def test_plugin_zip_generates_a_take_in_real_krita(tmp_path):
     assert result["bundled_core"] == "inbetweener.engine_core.client"
     assert result["extension_registered"] and result["action_text"] == "Generate in-betweens"
     assert result["docker_found"]
+    # at Krita's default dock width nothing in the docker is cut off and it never scrolls sideways
+    layout = result["docker_layout"]
+    assert layout["cut_off"] == [] and not layout["sideways_scroll"], layout
+    assert layout["panel_min_width"] <= layout["visible_width"], layout
     assert result["key_layer_keyframes"] == [0, 12]
     assert result["segments_listed"] == ["f0 → f12: 11 in-betweens"]
 
@@ -178,13 +182,17 @@ def test_plugin_zip_generates_a_take_in_real_krita(tmp_path):
     # keys copied at 0 and 12, drawings every second frame (holds are real holds), empty after the last key
     assert result["new_layer_keyframes"] == [0, 2, 4, 6, 8, 10, 12, 14]
 
-    # one undo removes the take, redo brings it back
+    # the landed take (the active layer now) never becomes the keys layer choice
+    assert result["keys_choice_after_take"] == "Keys"
+
+    # one undo removes the take (and the docker's list follows), redo brings it back
     assert result["layers_after_one_undo"] == result["layers_before"]
+    assert result["takes_listed_after_undo"] == []
     assert result["layers_after_redo"] == result["layers_after"]
 
     # the take can be regenerated from what the document remembers, whatever the form shows meanwhile
     assert result["takes_listed"] == [name]
-    assert result["regenerated"] == [name]
+    assert result["regenerated"] == [f"{name} take 2"]  # a second take never repeats the first one's name
     assert result["regenerate_form"] == {"seed": 7, "drawings": "on twos", "backend": "rife", "ticked": [[0, 12]]}
     assert result["regenerated_keyframes"] == [0, 2, 4, 6, 8, 10, 12, 14]
 
@@ -214,13 +222,16 @@ def test_plugin_zip_generates_a_take_in_real_krita(tmp_path):
     np.testing.assert_array_equal(layer_rgba(dumps / "regenerated_006.bgra"), layer_rgba(dumps / "take_006.bgra"))
 
     # both takes are remembered inside the saved .kra
-    assert [t["layer_name"] for t in result["reopened_takes"]] == [name, name]
+    assert [t["layer_name"] for t in result["reopened_takes"]] == [name, f"{name} take 2"]
     assert result["reopened_layer_keyframes"] == [0, 2, 4, 6, 8, 10, 12, 14]
     assert result["reopened_layer_uid"] in {t["layer_uid"] for t in result["reopened_takes"]}
 
     # refusals with clear messages
     assert "GRAYA" in result["refusals"]["gray_document"] and "8-bit RGBA" in result["refusals"]["gray_document"]
     assert "single keyframe (f12)" in result["refusals"]["single_key"]
+    # a status belongs to its document; a new document offers no empty keys layer
+    assert result["status_on_new_document"] == ""
+    assert result["keys_choice_on_new_document"] == ""
 
     # the engine the plugin started stopped with Krita
     pid = result["engine_pid"]

@@ -243,3 +243,101 @@ def test_bundled_manifests_match_the_reference(reference_dir):
     assert official.numel() == 2_625_430_449
     assert len(official.without_prefixes(("cond_stage_model.", "embedder.")).shapes) == 2668 - 294 - 398
     assert ToonCrafterConfig().is_official
+
+
+# --- hostile and broken files: refused in one line, nothing run, nothing changed ---------------------
+
+
+def _replace_pickled_string(path, marker: str, opcodes: bytes) -> None:
+    """Swap the pickled string `marker` in a torch zip checkpoint for raw pickle opcodes."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        members = {info.filename: zf.read(info) for info in zf.infolist()}
+    pkl = next(name for name in members if name.endswith("data.pkl"))
+    encoded = marker.encode()
+    old = b"X" + len(encoded).to_bytes(4, "little") + encoded
+    assert old in members[pkl]
+    members[pkl] = members[pkl].replace(old, opcodes)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+
+
+def _text(text: str) -> bytes:
+    return b"X" + len(text.encode()).to_bytes(4, "little") + text.encode()
+
+
+def test_a_crafted_checkpoint_cannot_change_torch_functions(tiny, tmp_path):
+    """A BUILD on a global torch allows (here its tensor rebuilder) would set attributes on torch's own
+    function and break every later job of a long-running server."""
+    path = tmp_path / "model.ckpt"
+    torch.save({"callbacks": {"cb": ForeignObject()}, "attack": "__ATTACK__", "state_dict": dict(tiny["weights"])}, path)
+    build_on_torch = (b"ctorch._utils\n_rebuild_tensor_v2\n" + b"N}" + _text("__name__") + _text("pwned")
+                      + b"s\x86b")
+    _replace_pickled_string(path, "__ATTACK__", build_on_torch)
+    target = torch._utils._rebuild_tensor_v2
+    try:
+        with pytest.raises(CheckpointError) as caught:
+            load_tooncrafter(path, config=tiny["config"])
+        assert target.__name__ == "_rebuild_tensor_v2", "the checkpoint changed a torch function"
+        assert "\n" not in str(caught.value) and "weights_only=False" not in str(caught.value)
+    finally:
+        target.__name__ = "_rebuild_tensor_v2"
+    assert _same_state(load_tooncrafter(_saved(tiny, tmp_path), config=tiny["config"]), tiny["weights"])
+
+
+def _saved(tiny, tmp_path):
+    path = tmp_path / "clean.ckpt"
+    torch.save({"state_dict": dict(tiny["weights"])}, path)
+    return path
+
+
+class RunsAShellCommand:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_malicious_pickle_is_one_clear_line_and_runs_nothing(tiny, tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "model.ckpt"
+    torch.save({"state_dict": dict(tiny["weights"]), "payload": RunsAShellCommand(marker)}, path)
+    with pytest.raises(CheckpointError) as caught:
+        load_tooncrafter(path, config=tiny["config"])
+    message = str(caught.value)
+    assert not marker.exists()
+    assert "\n" not in message and "weights_only=False" not in message
+    assert "model.ckpt" in message and "system" in message and "never" in message
+
+
+@pytest.mark.parametrize("dtype, name", [(torch.uint16, "U16"), (torch.float8_e4m3fn, "F8_E4M3"),
+                                         (torch.float8_e5m2, "F8_E5M2")])
+def test_safetensors_with_unsupported_dtypes_are_refused_by_name(tiny, tmp_path, dtype, name):
+    weights = dict(tiny["weights"])
+    key = next(k for k, v in weights.items() if v.dtype == torch.float32 and v.ndim > 1)
+    weights[key] = weights[key].to(dtype)
+    path = tmp_path / "odd.safetensors"
+    save_file(weights, str(path))
+    with pytest.raises(CheckpointError, match=f"{key}.*{name}"):
+        ckpt.verify_file(path, config=tiny["config"])
+    with pytest.raises(CheckpointError, match=f"{key}.*{name}"):
+        load_tooncrafter(path, config=tiny["config"])
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_weights_holding_nan_or_inf_are_refused_by_name(tiny, tmp_path, bad):
+    weights = dict(tiny["weights"])
+    key = next(k for k, v in weights.items() if v.dtype == torch.float32 and v.ndim > 1)
+    weights[key] = weights[key].clone()
+    weights[key].view(-1)[3] = bad
+    path = tmp_path / "nan.safetensors"
+    save_file(weights, str(path))
+    with pytest.raises(CheckpointError, match=f"not finite.*{key}"):
+        ckpt.verify_file(path, config=tiny["config"])
+    with pytest.raises(CheckpointError, match=f"not finite.*{key}"):
+        load_tooncrafter(path, config=tiny["config"])

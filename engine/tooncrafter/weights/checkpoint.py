@@ -10,16 +10,21 @@ Accepted files:
 - `sketch_encoder.ckpt` / `sketch_encoder-fp16.safetensors` (bare ControlNet keys, possibly under
   `state_dict`).
 
-Loading never executes pickled code: pickles are read with `torch.load(weights_only=True, mmap=True)`,
-and a pickle that also holds foreign Python objects (training callbacks, hyperparameters) is read with
-an unpickler that replaces every non-tensor class by an inert placeholder. Files are memory-mapped and
-converted tensor by tensor, so peak RAM stays near one copy of the model. Every file is checked
-against the bundled key/shape manifest before a single tensor is read.
+Loading never executes pickled code: pickles are only ever read by torch's own weights-only
+unpickler (`torch.load(weights_only=True, mmap=True)`), which allows data and nothing else. A pickle
+that also holds foreign Python objects (training callbacks, hyperparameters) is read by the same
+unpickler with each foreign class name bound to an inert placeholder, so the tensors load and the
+objects do nothing; a name from a module that runs code (os, subprocess, builtins...) refuses the
+file in one line. Only the dtypes network weights use are accepted (others are refused by name, never
+guessed), and NaN or infinite weights are refused by name. Files are memory-mapped and converted
+tensor by tensor, so peak RAM stays near one copy of the model. Every file is checked against the
+bundled key/shape manifest before a single tensor is read.
 """
 
 from __future__ import annotations
 
 import pickle
+import re
 import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +35,7 @@ import torch
 from torch import nn
 
 from ...api import EngineError
+from . import safetensors_codec
 from .manifest import CLIP_PREFIXES, Manifest, bundled_manifest, compare_keys
 
 if TYPE_CHECKING:
@@ -53,7 +59,7 @@ class CheckpointError(EngineError):
 
 
 class _Inert:
-    """Stand-in for any class a checkpoint pickles besides tensors; constructing it runs no code."""
+    """Stand-in for a class a checkpoint pickles besides tensors; building or calling it runs no code."""
 
     def __new__(cls, *args, **kwargs):
         return object.__new__(cls)
@@ -68,44 +74,59 @@ class _Inert:
         return _Inert()
 
 
-def _safe_tensor_globals() -> dict[str, object]:
-    """The callables torch itself allows under weights_only (tensor/storage rebuilders, dtypes, ...)."""
-    from torch import _weights_only_unpickler as wou
-
-    return dict(wou._get_allowed_globals())
-
-
-class _InertUnpickler(pickle.Unpickler):
-    """Unpickler that resolves only torch's safe tensor globals; everything else becomes inert."""
-
-    _allowed = None
-
-    def find_class(self, module: str, name: str):
-        if _InertUnpickler._allowed is None:
-            _InertUnpickler._allowed = _safe_tensor_globals()
-        found = _InertUnpickler._allowed.get(f"{module}.{name}")
-        if found is not None:
-            return found
-        return type(name, (_Inert,), {"__module__": "inert." + module})
+#: Modules whose names in a pickle mean "run code": such a file is refused, never read with placeholders.
+CODE_MODULES = frozenset({
+    "os", "posix", "nt", "sys", "subprocess", "builtins", "__builtin__", "shutil", "socket", "importlib", "runpy",
+    "pickle", "_pickle", "marshal", "types", "ctypes", "code", "codeop", "pty", "webbrowser", "io", "_io",
+    "functools", "operator", "multiprocessing", "signal", "tempfile", "pathlib", "platform", "torch", "numpy.testing",
+})
+#: Distinct foreign class names one checkpoint may hold (Lightning checkpoints hold a handful).
+MAX_FOREIGN_NAMES = 64
+_UNSUPPORTED = re.compile(r"GLOBAL ([\w.]+) (was not an allowed global|whose module)")
+_REASON = re.compile(r"WeightsUnpickler error: ([^\n]+)")
 
 
-class _InertPickleModule:
-    """Passed to torch.load as `pickle_module` for checkpoints with foreign objects."""
-
-    Unpickler = _InertUnpickler
-    load = staticmethod(pickle.load)
-    __name__ = "inert_pickle"
+def _one_line(exc: BaseException) -> str:
+    """torch's reason for refusing a pickle, without its advice (which would run the file's code)."""
+    text = str(exc)
+    found = _REASON.search(text)
+    line = found.group(1) if found else next((part for part in text.splitlines() if part.strip()), text)
+    return line.strip().rstrip(".")
 
 
 def _torch_load(path: Path) -> object:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except pickle.UnpicklingError as exc:
-        if "Unsupported global" not in str(exc) and "not an allowed global" not in str(exc):
-            raise
-    # The file pickles objects other than tensors (e.g. Lightning callbacks): read it again with
-    # every foreign class replaced by an inert placeholder, then keep only the tensors.
-    return torch.load(path, map_location="cpu", weights_only=False, mmap=True, pickle_module=_InertPickleModule)
+    """torch.load(weights_only=True); each foreign class name it refuses is bound to an inert
+    placeholder for the next try, names of code-running modules refuse the file."""
+    placeholders: list[tuple[type, str]] = []
+    for _ in range(MAX_FOREIGN_NAMES + 1):
+        try:
+            with torch.serialization.safe_globals(placeholders):
+                return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except pickle.UnpicklingError as exc:
+            found = _UNSUPPORTED.search(str(exc))
+            if found is None:
+                raise CheckpointError(
+                    f"{path}: refused: its pickle does what a weights file never does ({_one_line(exc)}); nothing in "
+                    "it was run. Use the file from its official source or a .safetensors version"
+                ) from None
+            name = found.group(1)
+            module, _, attribute = name.rpartition(".")
+            if not module or module.split(".")[0] in CODE_MODULES or found.group(2) == "whose module":
+                raise CheckpointError(
+                    f"{path}: refused: its pickle asks to call {name}, code a weights file never needs; nothing in "
+                    "it was run. Use the file from its official source or a .safetensors version"
+                ) from None
+            placeholders.append((type(attribute, (_Inert,), {"__module__": "inert." + module}), name))
+    raise CheckpointError(f"{path}: holds more than {MAX_FOREIGN_NAMES} kinds of Python objects besides tensors")
+
+
+def _check_dtype(path: Path, key: str, dtype: torch.dtype | None, stored_as: str) -> torch.dtype:
+    if dtype is None or dtype not in safetensors_codec.NAMES:
+        raise CheckpointError(
+            f"{path}: tensor {key} is stored as {stored_as}, a type weights of this model never use "
+            f"(accepted: {', '.join(safetensors_codec.DTYPES)})"
+        )
+    return dtype
 
 
 def _is_tensor_dict(obj: object) -> bool:
@@ -153,7 +174,8 @@ class TensorFile:
             for key in self._safe.keys():
                 sl = self._safe.get_slice(key)
                 self.shapes[key] = tuple(sl.get_shape())
-                self.dtypes[key] = _SAFETENSORS_DTYPES.get(sl.get_dtype(), torch.float32)
+                name = sl.get_dtype()
+                self.dtypes[key] = _check_dtype(self.path, key, safetensors_codec.torch_dtype(name), name)
         except SafetensorError as exc:
             raise CheckpointError(
                 f"{self.path}: not a readable safetensors file ({exc}); it may be truncated: download it again"
@@ -170,11 +192,11 @@ class TensorFile:
         try:
             loaded = _torch_load(self.path)
         except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, zipfile.BadZipFile) as exc:
-            raise CheckpointError(f"{self.path}: cannot be read as a PyTorch checkpoint ({exc})") from None
+            raise CheckpointError(f"{self.path}: cannot be read as a PyTorch checkpoint ({_one_line(exc)})") from None
         self._tensors = unwrap_state_dict(loaded, str(self.path))
         for key, tensor in self._tensors.items():
             self.shapes[key] = tuple(tensor.shape)
-            self.dtypes[key] = tensor.dtype
+            self.dtypes[key] = _check_dtype(self.path, key, tensor.dtype, str(tensor.dtype).removeprefix("torch."))
 
     def get(self, key: str) -> torch.Tensor:
         if self._tensors is not None:
@@ -190,18 +212,6 @@ class TensorFile:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-_SAFETENSORS_DTYPES = {
-    "F64": torch.float64,
-    "F32": torch.float32,
-    "F16": torch.float16,
-    "BF16": torch.bfloat16,
-    "I64": torch.int64,
-    "I32": torch.int32,
-    "U8": torch.uint8,
-    "BOOL": torch.bool,
-}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -363,6 +373,7 @@ def verify_file(path: str | Path, config: "ToonCrafterConfig | None" = None) -> 
                 f"{f.path}: not a ToonCrafter, sketch encoder or OpenCLIP weights file "
                 f"(first keys: {', '.join(list(f.shapes)[:3])})"
             )
+        check_finite(source, str(f.path))
         dtypes: dict[str, int] = {}
         elements = 0
         for key, shape in source.shapes.items():
@@ -375,6 +386,23 @@ def verify_file(path: str | Path, config: "ToonCrafterConfig | None" = None) -> 
         return VerifiedFile(f.path, kind, len(source.entries), elements, dtypes)
     finally:
         f.close()
+
+
+def _not_finite(key: str, tensor: torch.Tensor) -> bool:
+    return tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())
+
+
+def _refuse_not_finite(bad: list[str], what: str) -> None:
+    if bad:
+        raise CheckpointError(
+            f"{what}: {len(bad)} tensors hold values that are not finite (NaN or infinity), e.g. {bad[0]}: "
+            "the file is damaged or was saved from a diverged training run"
+        )
+
+
+def check_finite(source: WeightSource, what: str) -> None:
+    """Refuse weights holding NaN or infinity, naming the first tensor (reads every tensor once)."""
+    _refuse_not_finite([key for key in source.entries if _not_finite(key, source.get(key))], what)
 
 
 def check_against_manifest(source: WeightSource, manifest: Manifest, what: str) -> None:
@@ -415,10 +443,14 @@ def fill_model(
             f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})"
         )
     state: dict[str, torch.Tensor] = {}
+    not_finite: list[str] = []
     for key in expected:
         tensor = source.get(key)
         target = device(key) if callable(device) else device
         state[key] = tensor.to(device=target, dtype=torch.float32 if key in keep else dtype, copy=True)
+        if _not_finite(key, state[key]):
+            not_finite.append(key)
+    _refuse_not_finite(not_finite, str(source.files[0].path) if source.files else "the weights")
     model.load_state_dict(state, strict=True, assign=True)
     del state
     leftovers = [name for name, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]

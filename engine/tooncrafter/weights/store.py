@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import struct
 import sys
 import tempfile
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 import torch
 
 from ...api import EngineError
+from .safetensors_codec import write_safetensors_streaming
 
 ENV_VAR = "INBETWEENER_MODELS"
 APP_DIR = "Inbetweener"
@@ -226,71 +226,6 @@ class ModelStore:
         if path.parent.resolve() != self.root.resolve():
             return None
         return self.index().get(path.name, {}).get("sha256")
-
-
-# ----------------------------------------------------------------------------------------------
-# Streaming safetensors writer (conversion without holding the model in memory)
-
-_SAFETENSORS_DTYPE_NAMES = {
-    torch.float32: "F32",
-    torch.float16: "F16",
-    torch.bfloat16: "BF16",
-    torch.float64: "F64",
-    torch.int64: "I64",
-    torch.int32: "I32",
-    torch.uint8: "U8",
-    torch.bool: "BOOL",
-}
-
-
-def write_safetensors_streaming(
-    path: Path,
-    entries: Iterable[tuple[str, tuple[int, ...], torch.dtype]],
-    get_tensor: Callable[[str], torch.Tensor],
-    metadata: dict[str, str] | None = None,
-    progress: Callable[[int, int], None] | None = None,
-) -> str:
-    """Write a safetensors file tensor by tensor (to `path`.tmp, then renamed into place).
-
-    `entries` gives each tensor's key, shape and target dtype up front (the header needs the
-    offsets); `get_tensor(key)` is called once per key, in order, and its result converted.
-    Returns the sha256 of the written file (hashed while writing).
-    """
-    entries = list(entries)
-    header: dict[str, dict] = {}
-    offset = 0
-    for key, shape, dtype in entries:
-        nbytes = torch.Size(shape).numel() * torch.empty(0, dtype=dtype).element_size()
-        header[key] = {"dtype": _SAFETENSORS_DTYPE_NAMES[dtype], "shape": list(shape), "data_offsets": [offset, offset + nbytes]}
-        offset += nbytes
-    if metadata:
-        header["__metadata__"] = dict(metadata)
-    blob = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    blob += b" " * (-len(blob) % 8)
-    tmp = path.with_name(path.name + ".tmp")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256()
-    try:
-        with open(tmp, "wb") as fh:
-            for chunk in (struct.pack("<Q", len(blob)), blob):
-                fh.write(chunk)
-                digest.update(chunk)
-            for done, (key, shape, dtype) in enumerate(entries, 1):
-                tensor = get_tensor(key).to(dtype=dtype, device="cpu").contiguous()
-                if tuple(tensor.shape) != tuple(shape):
-                    raise EngineError(f"{key}: shape {tuple(tensor.shape)} changed while converting (expected {shape})")
-                data = tensor.reshape(-1).view(torch.uint8).numpy().data
-                fh.write(data)
-                digest.update(data)
-                if progress:
-                    progress(done, len(entries))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return digest.hexdigest()
 
 
 # ----------------------------------------------------------------------------------------------

@@ -120,6 +120,10 @@ class Backend(ABC):
     """An interpolation backend. Implementations live in engine/backends/."""
 
     name: str = ""
+    #: The canvas (width, height) the backend draws on when that is smaller than the keys (its
+    #: frames come back enlarged); the pipeline then restores them from the keys (engine/restoration).
+    #: None: the backend draws at the keys' own size.
+    draws_at: tuple[int, int] | None = None
 
     @abstractmethod
     def interpolate(self, task: InbetweenTask, progress: ProgressFn, cancel: CancelToken) -> list[np.ndarray]:

@@ -109,6 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
     engine.add_argument("--allow-remote-server", action="store_true",
                         help="let --server name another machine (the token then crosses the network)")
     engine.add_argument("--quiet", action="store_true", help="no progress bar")
+    engine.add_argument("--restore-detail", default="auto", choices=vocabulary.AUTO_ON_OFF,
+                        help=f"{vocabulary.RESTORE_DETAIL_LABEL} (auto: when the backend drew below the keys' size)")
+    engine.add_argument("--keep-palette", default="auto", choices=vocabulary.AUTO_ON_OFF,
+                        help=f"{vocabulary.KEEP_PALETTE_LABEL} (auto: flat-colour keys, while restoring detail)")
 
     model = p.add_argument_group("tooncrafter")
     model.add_argument("--motion", type=int, default=10, help="how much motion the model adds (its fs value, default 10)")
@@ -173,6 +177,8 @@ def _settings(args):
         checkpoint=args.checkpoint,
         sketch_checkpoint=args.sketch_checkpoint,
         device=args.device,
+        restore_detail=args.restore_detail,
+        keep_palette=args.keep_palette,
     )
 
 

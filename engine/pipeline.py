@@ -1,8 +1,9 @@
 """The generation pipeline: a thin composition of planning, a backend and frame assembly.
 
 build_request() checks the artist's input (sizes, sketch positions) and plans the segments;
-generate() runs the chosen backend segment by segment and lays the drawings out on the timeline
-(keys, in-betweens and holds), with progress and cancellation passed straight through.
+generate() runs the chosen backend segment by segment, brings in-betweens a backend drew below the
+keys' size back to full resolution from the keys (engine/restoration), and lays the drawings out on
+the timeline (keys, in-betweens and holds), with progress and cancellation passed straight through.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from .api import (
 from .backends import get_backend, resolve_backend_name
 from .core.planning import PlanningError, SegmentPlan, frame_assignments, plan_timeline
 from .imaging import check_rgba, fit_into, is_blank, size_of
+from .restoration import restore_inbetweens
 
 
 class TimingError(EngineError):
@@ -171,10 +173,15 @@ def generate(
             settings=settings,
             sketches=sketches,
         )
-        images = backend.interpolate(task, _segment_progress(progress, done, len(selected)), cancel)
+        segment_progress = _segment_progress(progress, done, len(selected))
+        images = backend.interpolate(task, segment_progress, cancel)
         warnings.extend(f"segment {seg.start_frame}-{seg.end_frame}: {w}" for w in task.warnings)
         if len(images) != len(seg.inbetweens):
             raise EngineError(f"{backend_name} returned {len(images)} frames for {len(seg.inbetweens)} in-betweens")
+        images = restore_inbetweens(
+            task.key_start, task.key_end, images, task.taus, settings,
+            draws_at=getattr(backend, "draws_at", None), progress=segment_progress, cancel=cancel,
+        )
         for inbetween, image in zip(seg.inbetweens, images):
             drawings[inbetween.frame] = image
 

@@ -60,18 +60,9 @@ SAMPLES = (("arm_swing", "key_a.png", "key_b.png"), ("bouncing_ball_alpha", "key
 
 # ------------------------------------------------------------------------------ the synthetic set
 def synthetic_set(root: Path, frames: int, seed: int) -> list[Path]:
-    """The generator's sequences under root, drawn once and reused while size, frames and seed match."""
-    folders = []
-    for motion in synthetic_cel.MOTIONS:
-        folder = root / motion
-        meta = folder / "meta.json"
-        if meta.exists():
-            m = json.loads(meta.read_text())
-            if m.get("frames", len(m["taus"])) == frames and m["seed"] == seed and tuple(m["size"]) == synthetic_cel.DEFAULT_SIZE:
-                folders.append(folder)
-                continue
-        folders.append(synthetic_cel.write_sequence(folder, motion, seed, synthetic_cel.DEFAULT_SIZE, frames, overwrite=True))
-    return folders
+    """The generator's sequences under root, drawn afresh (seconds) so they always match its code."""
+    return [synthetic_cel.write_sequence(root / m, m, seed, synthetic_cel.DEFAULT_SIZE, frames, overwrite=True)
+            for m in synthetic_cel.MOTIONS]
 
 
 def run_synthetic(backend, name: str, folders: list[Path], gaps: list[int], out: Path, frames: int) -> dict:

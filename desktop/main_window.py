@@ -214,18 +214,22 @@ class MainWindow(QtWidgets.QMainWindow):
         self.build_palette_bar()
 
     def build_palette_bar(self) -> None:
+        """The current clean-up colour (click to choose any), then the keys' palette as swatches."""
         bar = self.palette_bar
-        bar.clear()
-        bar.addWidget(self.colour_button)
+        for action in self.swatch_actions:
+            bar.removeAction(action)
+            action.deleteLater()
+        self.swatch_actions = []
         for rgb in self.palette_colours:
             colour = QtGui.QColor(*rgb)
             action = bar.addAction(_swatch(colour), colour.name())
             action.setToolTip(f"Clean-up colour {colour.name()} (from the keys)")
             action.triggered.connect(lambda _=False, c=colour: self.canvas.set_cleanup_colour(c))
+            self.swatch_actions.append(action)
         if self.palette_colours and not getattr(self, "_colour_chosen", False):
             darkest = min(self.palette_colours, key=lambda c: 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2])
             self.canvas.brush.cleanup_colour = QtGui.QColor(*darkest)  # the keys' line colour
-            self._show_colour(self.canvas.brush.cleanup_colour)
+        self._show_colour(self.canvas.brush.cleanup_colour)
 
     def _show_colour(self, colour: QtGui.QColor) -> None:
         self.colour_button.setIcon(_swatch(colour))
@@ -794,9 +798,8 @@ class MainWindow(QtWidgets.QMainWindow):
         return {keep: "keep", replace: "replace"}.get(box.clickedButton(), "cancel")
 
     def backend_reads_sketches(self, backend: str) -> bool:
-        """Only ToonCrafter follows sketches; `auto` runs it when the engine says it can."""
-        tooncrafter = self.health.get("backends", {}).get("tooncrafter", {}).get("available", False)
-        return backend == "tooncrafter" or (backend == "auto" and tooncrafter)
+        """The cel and ToonCrafter backends follow sketches; `auto` is what the engine resolves it to."""
+        return frontends.reads_sketches(backend, self.health)
 
     def _run_generation(self, starts: list[int]) -> bool:
         settings = self.panel.settings_for_run()

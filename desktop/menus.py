@@ -183,6 +183,10 @@ def build_menus(window) -> None:
     window.palette_bar.setObjectName("palette")
     window.addToolBar(QtCore.Qt.ToolBarArea.LeftToolBarArea, window.palette_bar)
     window.colour_button = QtWidgets.QToolButton()
+    window.colour_button.setIconSize(QtCore.QSize(22, 22))
     window.colour_button.clicked.connect(window.choose_colour)
+    window.palette_bar.addWidget(window.colour_button)
+    window.palette_bar.addSeparator()
     window.palette_colours = []
+    window.swatch_actions = []
     window.refresh_recent()

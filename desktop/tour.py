@@ -3,8 +3,10 @@
     xvfb-run -a python -m desktop.tour --out docs/screenshots
 
 It starts the real window (and its own engine server), loads the sample keyframes, puts the sample
-sketch on an in-between, generates with RIFE and saves desktop_empty.png, desktop_onion.png,
-desktop_generating.png and desktop_results.png. The docs' screenshots are made with it.
+sketch on an in-between, generates with RIFE, shows the onion skin, then cleans up one in-between
+by hand (eraser over the ghosted arm, a fill and a line in the keys' colours), accepts it and exports.
+It saves desktop_empty.png, desktop_sketch.png, desktop_generating.png, desktop_results.png,
+desktop_onion.png and desktop_cleanup.png. The docs' screenshots are made with it.
 """
 
 from __future__ import annotations
@@ -16,7 +18,17 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SHOTS = ("desktop_empty.png", "desktop_onion.png", "desktop_generating.png", "desktop_results.png")
+SHOTS = ("desktop_empty.png", "desktop_sketch.png", "desktop_generating.png", "desktop_results.png",
+         "desktop_onion.png", "desktop_cleanup.png")
+
+#: The tour's hand correction of the sample's middle in-between (RIFE ghosts the arm there), in
+#: image pixels: eraser strokes over the ghost hand, the shirt's colour picked and filled over the
+#: ghost forearm.
+GHOST_STROKES = (
+    [(298, 78), (312, 84), (300, 96), (314, 104), (298, 112), (306, 124), (292, 132), (300, 144)],
+)
+SHIRT = (240, 190)
+GHOST_FOREARM = ((277, 196), (275, 183))
 
 
 def wait_until(app, condition, timeout: float, what: str) -> None:
@@ -33,6 +45,43 @@ def settle(app, seconds: float = 0.3) -> None:
     while time.monotonic() < end:
         app.processEvents()
         time.sleep(0.01)
+
+
+def stroke(app, window, points) -> None:
+    """Drag the mouse over the canvas through image points, as a hand with a pen would."""
+    from qtpy import QtCore, QtGui
+
+    canvas = window.canvas
+    at = [canvas.transform().map(QtCore.QPointF(x, y)) for x, y in points]
+    left, none = QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.MouseButton.NoButton
+    modifiers = QtCore.Qt.KeyboardModifier.NoModifier
+    kinds = ([QtCore.QEvent.Type.MouseButtonPress] + [QtCore.QEvent.Type.MouseMove] * (len(at) - 1)
+             + [QtCore.QEvent.Type.MouseButtonRelease])
+    for kind, point in zip(kinds, [*at, at[-1]]):
+        button = none if kind == QtCore.QEvent.Type.MouseMove else left
+        event = QtGui.QMouseEvent(kind, point, canvas.mapToGlobal(point), button, left, modifiers)
+        _send(app, canvas, event)
+
+
+def _send(app, widget, event) -> None:
+    app.sendEvent(widget, event)
+    app.processEvents()
+
+
+def correct_frame(app, window, frame: int) -> None:
+    """The hand clean-up of one in-between on its clean-up layer: erase the ghost hand, pick the
+    shirt's colour and fill it over the ghost forearm."""
+    window.doc.set_current_frame(frame)
+    window.set_draw_layer("cleanup")
+    window.set_tool("eraser")
+    window.size_spin.setValue(14)
+    for points in GHOST_STROKES:
+        stroke(app, window, points)
+    window.set_tool("picker")
+    stroke(app, window, [SHIRT])
+    window.set_tool("fill")
+    for point in GHOST_FOREARM:
+        stroke(app, window, [point])
 
 
 def run_tour(out: Path, samples: Path, size=(1360, 860)) -> list[Path]:
@@ -88,6 +137,22 @@ def run_tour(out: Path, samples: Path, size=(1360, 860)) -> list[Path]:
     window.onion_after.setValue(1)
     window.doc.set_current_frame(3)
     shot(SHOTS[3])
+
+    # Onion skin: the frame in its true colours, two drawings either side faintly under it.
+    window.actions_by_id["show_sketches"].setChecked(False)
+    window.toggle_sketches(False)
+    window.onion_before.setValue(2)
+    window.onion_after.setValue(2)
+    window.onion_opacity.setValue(40)
+    window.doc.set_current_frame(5)
+    shot(SHOTS[4])
+
+    # Clean-up: correct the ghosted middle in-between by hand, accept it.
+    window.actions_by_id["onion"].setChecked(False)
+    window.toggle_onion(False)
+    correct_frame(app, window, 4)
+    window.accept_inbetweens()
+    shot(SHOTS[5])
 
     exported = []
     window.exportFinished.connect(exported.append)

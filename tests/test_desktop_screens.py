@@ -36,7 +36,11 @@ def test_tour_under_xvfb_saves_the_main_states(tmp_path):
     images = {name: np.asarray(Image.open(tmp_path / "shots" / name).convert("RGB")) for name in SHOTS}
     for name, image in images.items():
         assert image.shape[0] > 600 and image.shape[1] > 1000, name
-    # The states differ where they should: empty vs loaded canvas, and the generated in-betweens.
-    empty, onion, results = images["desktop_empty.png"], images["desktop_onion.png"], images["desktop_results.png"]
-    assert np.abs(empty.astype(int) - onion.astype(int)).mean() > 5
-    assert np.abs(onion.astype(int) - results.astype(int)).mean() > 2
+    # The states differ where they should: empty vs loaded canvas, the generated in-betweens, the
+    # onion skin, and the hand-corrected in-between.
+    empty, sketch, results = images["desktop_empty.png"], images["desktop_sketch.png"], images["desktop_results.png"]
+    onion, cleaned = images["desktop_onion.png"], images["desktop_cleanup.png"]
+    assert np.abs(empty.astype(int) - sketch.astype(int)).mean() > 5
+    assert np.abs(sketch.astype(int) - results.astype(int)).mean() > 2
+    assert np.abs(onion.astype(int) - results.astype(int)).mean() > 1
+    assert np.abs(cleaned.astype(int) - onion.astype(int)).mean() > 1

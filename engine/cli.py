@@ -34,14 +34,15 @@ EPILOG = """\
 examples:
   inbetween key_a.png key_b.png --count 7 --spacing ease-in-out --out shots/walk --name walk
   inbetween k0.png k1.png k2.png --at 0,12,24 --on twos --out shots/hop
-  inbetween key_a.png key_b.png --backend tooncrafter --sketch 4=rough_arm.png
+  inbetween key_a.png key_b.png --backend cel --sketch 4=rough_arm.png
 
 spacing: linear, ease-in (slow out of the first key), ease-out (slow into the second key),
 ease-in-out, or your own timing chart as fractions between the keys, e.g. 0.1,0.25,0.5,0.75,0.9.
 
 backends: tooncrafter (generative, needs the ToonCrafter weights: `inbetween models download`),
-rife (learned optical flow, built in, no download). auto uses tooncrafter when its weights are
-installed, else rife, and says which one ran.
+cel (flat-colour cels taken apart and moved along arcs, built in, no download; art that is not flat
+cel goes to rife), rife (learned optical flow, built in, no download). auto uses tooncrafter when its
+weights are installed, else cel, and says which one ran. Sketches steer cel and tooncrafter.
 
 other commands:
   inbetween models list|verify|import|download   manage the ToonCrafter weights
@@ -128,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--checkpoint", help="ToonCrafter weights file or model-store name")
     model.add_argument("--models-dir", help="model store folder (default: $INBETWEENER_MODELS or your data folder)")
     model.add_argument("--sketch", action="append", type=_sketch_arg, default=[], metavar="FRAME=PATH",
-                       help="rough sketch steering the in-between at FRAME (repeatable; tooncrafter only)")
+                       help="rough sketch steering the in-between at FRAME (repeatable; cel and tooncrafter)")
     model.add_argument("--sketch-strength", type=float, default=0.6, help="how strongly sketches steer (default 0.6)")
     model.add_argument("--sketch-checkpoint", help="sketch encoder weights file or model-store name")
     return p

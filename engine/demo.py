@@ -1,7 +1,8 @@
 """`make demo`: in-betweens for the bundled sample keyframes, as PNG sequences, contact sheets and GIFs.
 
-Runs the best backend available (ToonCrafter when its weights are installed, else RIFE) on every
-sample shot in samples/ and writes out/demo/<shot>/.
+Runs the best backend available (ToonCrafter when its weights are installed, else the cel
+in-betweener, which hands art that is not flat cel to RIFE) on every sample shot in samples/ and
+writes out/demo/<shot>/.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .api import GenerationSettings, Keyframe
+from .core import vocabulary
 from .imaging import read_image
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
@@ -65,7 +67,7 @@ def run_shot(shot: DemoShot, out_root: Path, settings: GenerationSettings) -> Pa
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine.demo", description=__doc__)
     parser.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
-    parser.add_argument("--backend", default="auto", choices=("auto", "rife", "tooncrafter"))
+    parser.add_argument("--backend", default="auto", choices=vocabulary.BACKENDS)
     args = parser.parse_args(argv)
     from .backends import resolve_backend_name
 

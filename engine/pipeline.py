@@ -27,6 +27,7 @@ from .api import (
     no_progress,
 )
 from .backends import get_backend, resolve_backend_name
+from .core import vocabulary
 from .core.planning import PlanningError, SegmentPlan, frame_assignments, plan_timeline
 from .imaging import check_rgba, fit_into, is_blank, size_of
 from .restoration import restore_inbetweens
@@ -145,10 +146,10 @@ def generate(
     cancel = cancel or CancelToken()
     settings = request.settings
     backend_name = resolve_backend_name(settings)
-    if request.sketches and backend_name != "tooncrafter":
+    if request.sketches and backend_name not in vocabulary.SKETCH_BACKENDS:
         raise EngineError(
-            f"sketch guidance needs the tooncrafter backend, but {backend_name} would run "
-            "(install the ToonCrafter weights with `inbetween models download`, or remove the sketches)"
+            f"sketch guidance needs the {' or '.join(vocabulary.SKETCH_BACKENDS)} backend, but {backend_name} would run "
+            "(choose one of them, or remove the sketches)"
         )
     progress("load", 0.0, f"loading the {backend_name} backend")
     backend = get_backend(backend_name, settings)

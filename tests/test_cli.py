@@ -59,7 +59,7 @@ def test_auto_says_which_backend_ran(pair, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("INBETWEENER_MODELS", str(tmp_path / "no_models"))
     code, err = run([*pair, "--count", "1", "--out", tmp_path / "o"], capsys)
     assert code == 0, err
-    assert "drawn by the rife backend" in err
+    assert "drawn by the cel backend" in err
 
 
 def test_contact_sheet_and_gif(pair, tmp_path, capsys):
@@ -84,7 +84,7 @@ def test_contact_sheet_and_gif(pair, tmp_path, capsys):
         (lambda d, a, b: [a, b, "--at", "0,0"], "must increase"),
         (lambda d, a, b: [a, b, "--at", "0,8,16"], "--at lists 3 frames for 2 keyframes"),
         (lambda d, a, b: [a, b, "--spacing", "wobbly"], "spacing 'wobbly'"),
-        (lambda d, a, b: [a, b, "--sketch", f"3={a}", "--backend", "rife"], "sketch guidance needs the tooncrafter"),
+        (lambda d, a, b: [a, b, "--sketch", f"3={a}", "--backend", "rife"], "sketch guidance needs the cel or tooncrafter backend, but rife"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(pair, tmp_path, capsys, make_args, expected):

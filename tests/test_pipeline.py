@@ -37,7 +37,7 @@ def test_sketch_checks():
     blank = np.zeros((64, 96, 4), np.uint8)
     assert build_request(keys(0, 8), sketches={4: blank}, settings=RIFE).sketches == {}
     request = build_request(keys(0, 8), sketches={4: sketch}, settings=RIFE)
-    with pytest.raises(EngineError, match="sketch guidance needs the tooncrafter backend"):
+    with pytest.raises(EngineError, match="sketch guidance needs the cel or tooncrafter backend, but rife would run"):
         generate(request)
 
 

@@ -15,10 +15,12 @@ from ..api import Backend, EngineError, GenerationSettings
 
 BACKEND_MODULES = {
     "tooncrafter": ("engine.backends.tooncrafter", "ToonCrafterBackend"),
+    "cel": ("engine.backends.cel", "CelBackend"),
     "rife": ("engine.backends.rife", "RifeBackend"),
 }
-#: `auto` picks the first available backend in this order.
-AUTO_ORDER = ("tooncrafter", "rife")
+#: `auto` picks the first available backend in this order. The cel in-betweener hands art it cannot
+#: take apart (not flat cel) to RIFE itself; RIFE comes after it only for when cel cannot run at all.
+AUTO_ORDER = ("tooncrafter", "cel", "rife")
 
 _lock = threading.Lock()
 _instances: dict[str, tuple[Any, Backend]] = {}

@@ -46,8 +46,10 @@ CHOICE_SETTINGS = (
 )
 CHOICE_SETTING_BY_FIELD = {s.field: s for s in CHOICE_SETTINGS}
 
-#: Settings that steer a diffusion model; classical backends (RIFE) ignore them.
+#: Settings that steer a diffusion model; classical backends (cel, RIFE) ignore them.
 GENERATIVE_ONLY = ("motion", "seed", "steps", "cfg_scale", "sketch_strength", "runtime", "restore_detail")
+#: How each classical backend draws, for the note under the settings.
+CLASSICAL_METHODS = {"cel": "moves the keys' flat-colour parts along arcs", "rife": "draws by optical flow"}
 
 
 def setting_applies(field: str, backend: str) -> bool:
@@ -55,11 +57,22 @@ def setting_applies(field: str, backend: str) -> bool:
     return backend not in vocabulary.CLASSICAL_BACKENDS or field not in GENERATIVE_ONLY
 
 
+def reads_sketches(backend: str, health: dict) -> bool:
+    """Whether a run with `backend` follows sketches; `auto` is the backend the engine resolves it
+    to (its /v1/health `default_backend`)."""
+    if backend == "auto":
+        backend = str(health.get("default_backend") or "")
+    return backend in vocabulary.SKETCH_BACKENDS
+
+
 def backend_note(backend: str) -> str:
     """One line under the settings saying what the chosen backend ignores ("" when nothing)."""
     if backend in vocabulary.CLASSICAL_BACKENDS:
         label = dict(vocabulary.BACKEND_CHOICES).get(backend, backend).split(" (")[0]
-        return f"{label} draws by optical flow: motion, seed, steps, CFG, runtime and sketches do not apply."
+        how = CLASSICAL_METHODS.get(backend, "draws without a diffusion model")
+        if backend in vocabulary.SKETCH_BACKENDS:
+            return f"{label} {how}: motion, seed, steps, CFG and runtime do not apply; sketches pose the parts."
+        return f"{label} {how}: motion, seed, steps, CFG, runtime and sketches do not apply."
     return ""
 
 

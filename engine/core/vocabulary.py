@@ -12,12 +12,15 @@ from dataclasses import dataclass
 #: Backends as (name, label). `auto` picks the best one that can run here.
 BACKEND_CHOICES = (
     ("auto", "Auto (best available)"),
+    ("cel", "Cel in-betweener (no download)"),
     ("rife", "RIFE (fast, no download)"),
     ("tooncrafter", "ToonCrafter (generative)"),
 )
 BACKENDS = tuple(name for name, _ in BACKEND_CHOICES)
-#: Backends that draw without a diffusion model: motion, seed, steps, CFG and prompt do not apply.
-CLASSICAL_BACKENDS = ("rife",)
+#: Backends that draw without a diffusion model: motion, seed, steps, CFG, prompt and runtime do not apply.
+CLASSICAL_BACKENDS = ("cel", "rife")
+#: Backends that follow the artist's rough sketches of in-betweens; the others refuse sketches.
+SKETCH_BACKENDS = ("cel", "tooncrafter")
 
 #: ToonCrafter presets as (name, label).
 PRESET_CHOICES = (

@@ -26,7 +26,7 @@ import numpy as np
 from ..api import CancelToken, EngineError
 from . import arcs
 from .layers import background_plate, changed_pixels, held_regions
-from .matching import match_regions
+from .matching import match_figures, match_regions
 from .occlusion import paint_order
 from .parts import Part, build_parts, group_regions
 from .regions import Segmentation, segment
@@ -117,6 +117,18 @@ def _relative_at(knots: list[Knot], pivot: np.ndarray, tau: float) -> np.ndarray
     return knots[-1].relative
 
 
+def _matched_share(seg_a, seg_b, moving_a, moving_b, matches) -> float:
+    """Share of the moving area (both keys) that found its counterpart: region pairs (i, j, cost)
+    or figure pairs (regions of A, regions of B)."""
+    total = sum(seg_a.regions[i].area for i in moving_a) + sum(seg_b.regions[j].area for j in moving_b)
+    if matches and isinstance(matches[0][0], list):
+        matched = sum(seg_a.regions[i].area for ra, _ in matches for i in ra)
+        matched += sum(seg_b.regions[j].area for _, rb in matches for j in rb)
+    else:
+        matched = sum(seg_a.regions[i].area + seg_b.regions[j].area for i, j, _ in matches)
+    return matched / max(total, 1) if total else 1.0
+
+
 def check_keys(key_a: np.ndarray, key_b: np.ndarray) -> None:
     for name, key in (("start keyframe", key_a), ("end keyframe", key_b)):
         if not isinstance(key, np.ndarray) or key.dtype != np.uint8 or key.ndim != 3 or key.shape[2] != 4:
@@ -158,12 +170,21 @@ class CelInterpolator:
         moving_b = [j for j in range(len(seg_b.regions)) if not held_b[j]]
         if len(moving_a) > self.config.max_moving_regions or len(moving_b) > self.config.max_moving_regions:
             raise NotCelArt(f"{max(len(moving_a), len(moving_b))} moving regions: too many small pieces to match")
-        matches = match_regions(seg_a, seg_b, moving_a, moving_b, math.hypot(width, height))
+        diagonal = math.hypot(width, height)
+        matches = match_regions(seg_a, seg_b, moving_a, moving_b, diagonal)
         cancel.check()
-        groups = group_regions(seg_a, seg_b, moving_a, moving_b, matches)
+        matched_by = "regions"
+        if _matched_share(seg_a, seg_b, moving_a, moving_b, matches) < self.config.min_matched_share:
+            # regions that change too much to pair one by one: pair whole figures instead
+            groups = match_figures(seg_a, seg_b, moving_a, moving_b, diagonal)
+            matches = [(i, j, 0.0) for ra, rb in groups for i in ra for j in rb]
+            matched_by = "figures"
+        else:
+            groups = group_regions(seg_a, seg_b, moving_a, moving_b, matches)
         parts = build_parts(key_a, key_b, seg_a, seg_b, groups, held_a, changed)
         cancel.check()
-        report = self._confidence(seg_a, seg_b, moving_a, moving_b, matches, parts)
+        report = self._confidence(seg_a, seg_b, moving_a, moving_b, groups if matched_by == "figures" else matches, parts)
+        report["matched_by"] = matched_by
         mask_a = np.zeros((height, width), bool)
         mask_b = np.zeros((height, width), bool)
         for part in parts:
@@ -188,8 +209,7 @@ class CelInterpolator:
     def _confidence(self, seg_a, seg_b, moving_a, moving_b, matches, parts) -> dict:
         area_a = sum(seg_a.regions[i].area for i in moving_a)
         area_b = sum(seg_b.regions[j].area for j in moving_b)
-        matched = sum(seg_a.regions[i].area + seg_b.regions[j].area for i, j, _ in matches)
-        share = matched / max(area_a + area_b, 1)
+        share = _matched_share(seg_a, seg_b, moving_a, moving_b, matches)
         weights = np.array([p.area for p in parts if p.regions_b], float)
         fits = np.array([p.motion.score for p in parts if p.regions_b], float)
         fit = float((weights * fits).sum() / weights.sum()) if len(weights) else 1.0

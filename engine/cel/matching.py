@@ -20,6 +20,8 @@ UNMATCHED_COST = 4.0
 COLOUR_UNIT = 20.0
 FORBIDDEN_COLOUR = 60.0
 FORBIDDEN = 1e6
+#: Leftovers of the same colour are paired below this cost of colour and place alone.
+LOOSE_COST = 1.5
 
 
 def hu_signature(mask: np.ndarray) -> np.ndarray:
@@ -56,8 +58,60 @@ def match_regions(
     full[n:, :m] = np.where(np.eye(m) > 0, UNMATCHED_COST, FORBIDDEN)
     full[n:, m:] = 0.0
     rows, cols = linear_sum_assignment(full)
-    return [
-        (moving_a[r], moving_b[c], float(full[r, c]))
-        for r, c in zip(rows, cols)
-        if r < n and c < m and full[r, c] < UNMATCHED_COST
-    ]
+    pairs = [(r, c) for r, c in zip(rows, cols) if r < n and c < m and full[r, c] < UNMATCHED_COST]
+    # second chance for leftovers of one colour whose size changed a lot (a cast shadow hidden
+    # under a squashed ball): colour and place only
+    left_a = sorted(set(range(n)) - {r for r, _ in pairs})
+    left_b = sorted(set(range(m)) - {c for _, c in pairs})
+    if left_a and left_b:
+        loose = colour[np.ix_(left_a, left_b)] / COLOUR_UNIT + position[np.ix_(left_a, left_b)]
+        loose[colour[np.ix_(left_a, left_b)] > COLOUR_UNIT] = FORBIDDEN
+        for r, c in zip(*linear_sum_assignment(loose)):
+            if loose[r, c] < LOOSE_COST:
+                pairs.append((left_a[r], left_b[c]))
+    return [(moving_a[r], moving_b[c], float(cost[r, c])) for r, c in pairs]
+
+
+def figures(seg: Segmentation, moving: list[int]) -> list[list[int]]:
+    """Moving regions joined into whole figures: connected through any shared edge, inked or not."""
+    from .regions import adjacency
+
+    parent = {i: i for i in moving}
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for (i, j), (length, _) in adjacency(seg).items():
+        if i in parent and j in parent and length >= 2:
+            parent[find(i)] = find(j)
+    groups: dict[int, list[int]] = {}
+    for i in moving:
+        groups.setdefault(find(i), []).append(i)
+    return list(groups.values())
+
+
+def match_figures(
+    seg_a: Segmentation, seg_b: Segmentation, moving_a: list[int], moving_b: list[int], diagonal: float
+) -> list[tuple[list[int], list[int]]]:
+    """Whole figures of A paired with whole figures of B, for art whose regions change too much to
+    pair one by one (a rolling ball whose stripes turn through it): by area, mean colour and place."""
+    figs_a, figs_b = figures(seg_a, moving_a), figures(seg_b, moving_b)
+    if not figs_a or not figs_b:
+        return []
+
+    def describe(seg, fig):
+        areas = np.array([seg.regions[i].area for i in fig], float)
+        colour = (np.stack([seg.regions[i].colour for i in fig]) * areas[:, None]).sum(0) / areas.sum()
+        centre = (np.stack([seg.regions[i].centroid for i in fig]) * areas[:, None]).sum(0) / areas.sum()
+        return areas.sum(), colour, centre
+
+    da = [describe(seg_a, f) for f in figs_a]
+    db = [describe(seg_b, f) for f in figs_b]
+    cost = np.array([[np.linalg.norm(ca - cb) / COLOUR_UNIT + abs(np.log(aa / ab)) / np.log(2.0)
+                      + np.linalg.norm(pa - pb) / diagonal * 2.0
+                      for ab, cb, pb in db] for aa, ca, pa in da])
+    rows, cols = linear_sum_assignment(cost)
+    return [(figs_a[r], figs_b[c]) for r, c in zip(rows, cols) if cost[r, c] < UNMATCHED_COST]

@@ -26,7 +26,9 @@ SAMPLE_POINTS = 400
 COARSE_STEP = 10.0
 #: Small preference (score per radian) for turns close to the expected one, so symmetric shapes
 #: (a ball, a round hand) keep the turn of their neighbours instead of an arbitrary one.
-TURN_PRIOR = 0.01
+TURN_PRIOR = 0.02
+#: The same preference for a jointed part, against bending its joint far from its parent's turn.
+JOINT_TURN_PRIOR = 0.03
 #: An affine (squash and stretch) pose replaces the similarity only when it scores this much better.
 AFFINE_GAIN = 0.03
 
@@ -150,9 +152,14 @@ def fit_free(a: Shape, b: Shape, prior_turn: float = 0.0) -> Motion:
     theta = _wrap(theta)
     m = _similarity(theta, math.exp(log_s), a.centroid, b.centroid + np.array([tx, ty]))
     motion = Motion(m, theta, float(overlap_score(m, a, b)))
-    squash = _fit_affine(a, b, theta)
-    if squash is not None and squash.score > motion.score + AFFINE_GAIN:
-        return squash
+
+    def penalised(found: Motion) -> float:
+        return found.score - TURN_PRIOR * abs(_wrap(found.turn - prior_turn))
+
+    for near in (theta, prior_turn):
+        squash = _fit_affine(a, b, near)
+        if squash is not None and penalised(squash) > penalised(motion) + AFFINE_GAIN:
+            motion = squash
     return motion
 
 
@@ -181,10 +188,13 @@ def _fit_affine(a: Shape, b: Shape, theta: float) -> Motion | None:
 
 
 def fit_jointed(a: Shape, b: Shape, joint_a: np.ndarray, joint_b: np.ndarray, prior_turn: float = 0.0) -> Motion:
-    """The pose of a part hinged at a joint: it turns about the joint, which may slip a little."""
+    """The pose of a part hinged at a joint: it turns about the joint, which may slip a little.
+
+    `prior_turn` is the parent's turn: between turns that fit alike (a limb that looks the same end
+    for end) the one that bends the joint least wins."""
     turns = [_wrap(math.radians(d)) for d in np.arange(-180.0, 180.0, COARSE_STEP / 2)]
     candidates = np.stack([_similarity(t, 1.0, joint_a, joint_b) for t in turns])
-    scores = overlap_score(candidates, a, b) - TURN_PRIOR * np.abs([_wrap(t - prior_turn) for t in turns])
+    scores = overlap_score(candidates, a, b) - JOINT_TURN_PRIOR * np.abs([_wrap(t - prior_turn) for t in turns])
     start = turns[int(np.argmax(scores))]
     slip = max(2.0, 0.1 * a.size)
 
@@ -193,7 +203,7 @@ def fit_jointed(a: Shape, b: Shape, joint_a: np.ndarray, joint_b: np.ndarray, pr
         if abs(tx) > slip or abs(ty) > slip:
             return -1.0
         m = _similarity(theta, 1.0, joint_a, joint_b + np.array([tx, ty]))
-        return float(overlap_score(m, a, b)) - TURN_PRIOR * abs(_wrap(theta - prior_turn))
+        return float(overlap_score(m, a, b)) - JOINT_TURN_PRIOR * abs(_wrap(theta - prior_turn))
 
     (theta, tx, ty), _ = _refine(score, [start, 0.0, 0.0], [math.radians(2.5), 1.0, 1.0])
     theta = _wrap(theta)

@@ -30,6 +30,8 @@ JOINT_REACH = 0.35
 JOINT_TOLERANCE = 0.06
 #: Ink within this many pixels of a part's fill is the part's outline.
 OUTLINE_REACH = 3
+#: A part is outlined when at least this share of the ring around its fill is ink.
+INKED_OUTLINE = 0.25
 #: Unclaimed changed pixels this close to a part belong to it.
 ORPHAN_REACH = 16
 
@@ -67,11 +69,28 @@ class _Union:
         self.parent[self.find(i)] = self.find(j)
 
 
-def outline_mask(seg: Segmentation, regions: list[int]) -> np.ndarray:
-    """The regions' fill plus the ink drawn around and inside them."""
+def _fill_and_near(seg: Segmentation, regions: list[int]) -> tuple[np.ndarray, np.ndarray]:
     fill = np.isin(seg.labels, regions)
     size = 2 * OUTLINE_REACH + 1
     near = cv2.dilate(fill.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))) > 0
+    return fill, near
+
+
+def inked_share(seg: Segmentation, regions: list[int]) -> float:
+    """Share of the ring around the regions' fill that is ink."""
+    fill, near = _fill_and_near(seg, regions)
+    ring = near & ~fill
+    return float(seg.ink[ring].mean()) if ring.any() else 1.0
+
+
+def outline_mask(key: np.ndarray, seg: Segmentation, regions: list[int], outlined: bool) -> np.ndarray:
+    """The regions' fill plus the ink drawn around and inside them. A part painted without an
+    outline (a cast shadow, a tone) takes no ink, not even the anti-aliased edge of a line next to
+    it: the lines near it belong to what it touches."""
+    fill, near = _fill_and_near(seg, regions)
+    if not outlined:
+        colours = np.stack([r.colour for r in seg.regions])
+        return fill & (np.abs(key.astype(np.float32) - colours[seg.owner]).max(axis=2) <= 40)
     return fill | (near & seg.ink)
 
 
@@ -90,12 +109,14 @@ def adopt_orphans(parts: list[Part], key: np.ndarray, seg: Segmentation, other_f
         return
     index = np.full(changed.shape, -1, np.int32)
     for k, part in enumerate(parts):
-        index[getattr(part, attr)] = k
+        mask = getattr(part, attr)
+        if (mask & seg.ink).any():  # an unoutlined part (a cast shadow) adopts no strokes
+            index[mask] = k
     distance, nearest = cv2.distanceTransformWithLabels((~owned).astype(np.uint8), cv2.DIST_L2, 3,
                                                         labelType=cv2.DIST_LABEL_PIXEL)
     seeds = np.flatnonzero(owned.ravel())
     owner = index.ravel()[seeds][nearest.ravel() - 1].reshape(changed.shape)
-    adopt = orphans & (distance <= ORPHAN_REACH)
+    adopt = orphans & (distance <= ORPHAN_REACH) & (owner >= 0)
     for k, part in enumerate(parts):
         getattr(part, attr)[adopt & (owner == k)] = True
 
@@ -161,6 +182,22 @@ def _contact(mask: np.ndarray, other: np.ndarray, reach: int = 5) -> np.ndarray:
     return (cv2.dilate(mask.astype(np.uint8), kernel) > 0) & (cv2.dilate(other.astype(np.uint8), kernel) > 0)
 
 
+def _contact_points(contact: np.ndarray) -> list[np.ndarray]:
+    """Where a joint may sit on a contact zone: its middle, its two ends along its long axis and
+    the points halfway to them (a sleeve lying along a body meets it along a strip)."""
+    if not contact.any():
+        return []
+    ys, xs = np.nonzero(contact)
+    points = np.stack([xs, ys], axis=1).astype(float)
+    centre = points.mean(axis=0)
+    if len(points) < 3:
+        return [centre]
+    axis = np.linalg.eigh(np.cov(points.T))[1][:, -1]
+    along = (points - centre) @ axis
+    ends = [points[np.argmin(along)], points[np.argmax(along)]]
+    return [centre, *ends, *[(centre + e) / 2 for e in ends]]
+
+
 def _joint_on_contact(relative: np.ndarray, contact: np.ndarray, size: float) -> np.ndarray | None:
     """The relative pose's fixed point, if it lies on (near) the contact zone."""
     if not contact.any():
@@ -178,7 +215,12 @@ def build_parts(
     groups: list[tuple[list[int], list[int]]], held_a: np.ndarray, changed: np.ndarray,
 ) -> list[Part]:
     """Parts with poses, parents, joints and relative poses, parents before children."""
-    parts = [Part(k, ra, rb, outline_mask(seg_a, ra), outline_mask(seg_b, rb)) for k, (ra, rb) in enumerate(groups)]
+    parts = []
+    for k, (ra, rb) in enumerate(groups):
+        # a part is outlined unless one of the keys shows it without ink around it (a cast shadow
+        # is bare on the ground in one key even when the figure's line runs along it in the other)
+        outlined = min(inked_share(seg_a, ra), inked_share(seg_b, rb) if rb else 1.0) >= INKED_OUTLINE
+        parts.append(Part(k, ra, rb, outline_mask(key_a, seg_a, ra, outlined), outline_mask(key_b, seg_b, rb, outlined)))
     figure_a, figure_b = np.zeros(changed.shape, bool), np.zeros(changed.shape, bool)
     for part in parts:
         figure_a |= part.mask_a
@@ -208,13 +250,11 @@ def build_parts(
             centre = shapes[part.index][0].centroid
             flipped = relative @ arcs.pose(arcs.rotation(math.pi), centre, centre)
             candidates = [_joint_on_contact(relative, contact, size), _joint_on_contact(flipped, contact, size)]
-            if contact.any():
-                ys, xs = np.nonzero(contact)
-                candidates.append(np.array([xs.mean(), ys.mean()]))
+            candidates += _contact_points(contact)
             best = None
             a, b = shapes[part.index]
             for joint in (c for c in candidates if c is not None):
-                hinged = fit_jointed(a, b, joint, arcs.apply(parent_pose, joint[None])[0], prior_turn=part.motion.turn)
+                hinged = fit_jointed(a, b, joint, arcs.apply(parent_pose, joint[None])[0], prior_turn=parent_turn)
                 if best is None or hinged.score > best[1].score:
                     best = (joint, hinged)
             if best is not None and best[1].score >= part.motion.score - JOINT_TOLERANCE:

@@ -166,10 +166,10 @@ def paint_part(
         _sample(cut_a, pose_a, box, None, 0.0) if use_a else zero)
     b = _sample(cut_b, np.eye(3), box, residual, tau - 1.0, pose_b) if use_b and residual is not None else (
         _sample(cut_b, pose_b, box, None, 0.0) if use_b else zero)
-    if cut_b is None:  # nothing to mix with: the part keeps key A's look
-        mixed = a
+    if cut_b is None:  # a part only key A has fades out over the mix
+        mixed = a * (1.0 - beta)
     elif cut_a is None:
-        mixed = b
+        mixed = b * beta
     else:
         beta_a, beta_b = 1.0 - beta, beta
         weight = beta_a * a[..., 3:4] + beta_b * b[..., 3:4]

@@ -3,7 +3,7 @@
 `python -m export_onnx OUT --checkpoint model.ckpt` (or `--tiny-reference DIR` for the golden tiny
 model) writes one ONNX file per ToonCrafter network (UNet, sketch-controlled UNet, sketch encoder, VAE
 encoder, dual-reference decoder, Resampler, CLIP text and image towers) plus the RIFE flow network,
-and a manifest that `engine.tooncrafter.onnx_runtime` reads. `--check` runs every file in
+and a manifest that `engine.tooncrafter.runtimes` reads. `--check` runs every file in
 onnxruntime on random and golden inputs and fails when it strays from PyTorch by more than the
 tolerance. See docs/onnx.md.
 """

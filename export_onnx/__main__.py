@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         parts = args.parts.split(",") if args.parts else default_parts(args)
         graphs = graphs_for([p.strip() for p in parts if p.strip()])
         if args.check_only:
-            from engine.tooncrafter.onnx_runtime import read_manifest
+            from engine.tooncrafter.runtimes.onnx_folder import read_manifest
 
             manifest = read_manifest(args.out)
             if not args.parts:  # check what the folder holds

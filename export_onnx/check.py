@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from engine.tooncrafter.onnx_runtime import GraphSession
+from engine.tooncrafter.runtimes.onnx_sessions import GraphSession
 
 from .graphs import GraphSpec, InputSet
 

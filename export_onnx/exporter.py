@@ -9,7 +9,9 @@ Exporter choice (both are torch.onnx.export in torch 2.13):
 - "dynamo": the torch.export-based exporter (needs onnxscript); it gives the same numbers here.
 
 Files are written into a temporary folder inside the destination and moved into place one by one;
-the manifest is written last, so a folder with a manifest is always complete.
+after each graph the entries so far go to `onnx_export.partial.json`, so an interrupted export
+resumes where it stopped (`resume=True`: graphs already there, from the same source and settings,
+are kept); the manifest is written last, so a folder with a manifest is always complete.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ import contextlib
 import inspect
 import json
 import os
+import shutil
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,12 +30,15 @@ from typing import Any
 
 import torch
 
-from engine.tooncrafter.onnx_runtime import FORMAT_VERSION, MANIFEST_NAME, config_to_dict
+from engine.core.files import atomic_write_bytes
+from engine.tooncrafter.runtimes.onnx_folder import FORMAT_VERSION, MANIFEST_NAME, config_to_dict
 
 from .graphs import GRAPH_USES, PARTS, GraphSpec, ToonCrafterGraphs, rife_spec
 from .sources import RifeSource, ToonCrafterSource
 
 EXPORTERS = ("torchscript", "dynamo")
+#: The entries of an unfinished export (removed when the manifest is written).
+PARTIAL_NAME = "onnx_export.partial.json"
 #: Weights above this many bytes go to an external data file (the protobuf limit is 2 GiB).
 EXTERNAL_DATA_THRESHOLD = 2_000_000_000
 #: External tensors start on page boundaries so onnxruntime can memory-map them.
@@ -198,7 +205,12 @@ def trace_graph(spec: GraphSpec, path: Path, settings: ExportSettings) -> None:
     module = spec.module.eval()
     names = dict(input_names=list(spec.interface.inputs), output_names=list(spec.interface.outputs))
     exporter = spec.exporter or settings.exporter
-    with torch.inference_mode(False), torch.no_grad(), _attention_fast_path(False), spec.tracing_context():
+    with (
+        torch.inference_mode(False), torch.no_grad(), _attention_fast_path(False), spec.tracing_context(),
+        warnings.catch_warnings(),
+    ):
+        # The tracer warns about every Python-level shape decision; the fixed axes are fixed on purpose.
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         if exporter == "torchscript":
             torch.onnx.export(
                 module, spec.example, str(path), dynamo=False, opset_version=settings.opset,
@@ -251,6 +263,13 @@ def graphs_for(parts: Sequence[str]) -> list[str]:
     return [name for name in GRAPH_ORDER if name in wanted]
 
 
+def _remove_graph_files(folder: Path, entries: dict[str, Any]) -> None:
+    for entry in entries.values():
+        for name in (entry.get("file"), entry.get("external_data")):
+            if name and (folder / name).is_file():
+                (folder / name).unlink()
+
+
 def prepare_folder(folder: Path, force: bool) -> None:
     """Create the folder; an existing export is replaced only with `force` (its files are removed)."""
     manifest_path = folder / MANIFEST_NAME
@@ -259,17 +278,34 @@ def prepare_folder(folder: Path, force: bool) -> None:
             raise ExportError(f"{folder} already holds an export: pass --force to replace it")
         old = json.loads(manifest_path.read_text(encoding="utf-8"))
         manifest_path.unlink()
-        for entry in old.get("graphs", {}).values():
-            for name in (entry.get("file"), entry.get("external_data")):
-                if name and (folder / name).is_file():
-                    (folder / name).unlink()
+        _remove_graph_files(folder, old.get("graphs", {}))
     folder.mkdir(parents=True, exist_ok=True)
+    for leftover in folder.glob(".*-*"):  # temporary folders of an interrupted graph export
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
-def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
-    tmp = folder / (MANIFEST_NAME + ".part")
-    tmp.write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, folder / MANIFEST_NAME)
+def write_manifest(folder: Path, manifest: dict[str, Any], name: str = MANIFEST_NAME) -> None:
+    atomic_write_bytes(folder / name, (json.dumps(manifest, indent=1) + "\n").encode("utf-8"))
+
+
+def resumable_entries(folder: Path, manifest: dict[str, Any], force: bool) -> dict[str, Any]:
+    """Graphs an interrupted export of the same source and settings left complete in `folder`."""
+    path = folder / PARTIAL_NAME
+    if not path.is_file():
+        return {}
+    try:
+        partial = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        partial = {}
+    same = {k: v for k, v in partial.items() if k != "graphs"} == {k: v for k, v in manifest.items() if k != "graphs"}
+    entries = partial.get("graphs", {}) if same and not force else {}
+    complete = {
+        name: entry for name, entry in entries.items()
+        if all((folder / f).is_file() for f in (entry.get("file"), entry.get("external_data")) if f)
+    }
+    _remove_graph_files(folder, {n: e for n, e in partial.get("graphs", {}).items() if n not in complete})
+    return complete
 
 
 def export_folder(
@@ -282,10 +318,12 @@ def export_folder(
     force: bool = False,
     skip_export: bool = False,
     report: Callable[[str], None] = print,
+    resume: bool = True,
 ) -> tuple[dict[str, Any], list]:
     """Export (unless `skip_export`) and optionally check each graph; returns (manifest, check results).
 
-    With `skip_export` the folder's existing files are only checked against the sources.
+    With `skip_export` the folder's existing files are only checked against the sources. With
+    `resume`, graphs an interrupted export of the same source and settings left are kept.
     """
     from .check import check_graph
 
@@ -298,7 +336,7 @@ def export_folder(
     if "unet_sketch" in graphs and "sketch_encoder" not in graphs:
         raise ExportError("the sketch-controlled UNet is exported together with the sketch encoder")
     if skip_export:
-        from engine.tooncrafter.onnx_runtime import read_manifest
+        from engine.tooncrafter.runtimes.onnx_folder import read_manifest
 
         manifest = read_manifest(folder)
         if tooncrafter is not None and manifest.get("config") != json.loads(json.dumps(config_to_dict(tooncrafter.config))):
@@ -318,8 +356,15 @@ def export_folder(
         manifest.update(
             precision=tooncrafter.precision,
             source=tooncrafter.description,
-            config=config_to_dict(tooncrafter.config),
+            config=json.loads(json.dumps(config_to_dict(tooncrafter.config))),
         )
+    done: dict[str, Any] = {}
+    if not skip_export:
+        if "rife" in graphs:
+            manifest["rife_size"] = list(rife_size)
+        done = resumable_entries(folder, manifest, force) if resume else {}
+        if done:
+            report(f"resuming: {', '.join(done)} already exported")
     results = []
     for index, name in enumerate(graphs):
         spec = rife_spec(rife, rife_size) if name == "rife" else builder.build(name)
@@ -327,9 +372,13 @@ def export_folder(
             if name not in manifest.get("graphs", {}):
                 raise ExportError(f"{folder} has no exported {name} to check")
         else:
-            report(f"exporting {name} ...")
-            entry = export_graph(spec, folder, settings)
+            if name in done:
+                entry = done[name]
+            else:
+                report(f"exporting {name} ...")
+                entry = export_graph(spec, folder, settings)
             manifest["graphs"][name] = entry
+            write_manifest(folder, manifest, PARTIAL_NAME)
             if name == "clip_text":
                 manifest["text_context_length"] = entry["context_length"]
             if name == "clip_image":
@@ -347,6 +396,7 @@ def export_folder(
             tooncrafter.release(part)  # only ToonCrafter graphs use parts, so a source exists
     if not skip_export:
         write_manifest(folder, manifest)
+        (folder / PARTIAL_NAME).unlink(missing_ok=True)
         report(f"wrote {folder / MANIFEST_NAME}")
     return manifest, results
 

@@ -1,7 +1,7 @@
 """What gets exported: each network behind a flat tensor signature, with example and check inputs.
 
 An adapter module gives the exporter plain tensors in and out (names from the runtime's contract in
-`engine.tooncrafter.onnx_runtime`) and keeps float32 at the graph's edges whatever precision the
+`engine.tooncrafter.runtimes.onnx_folder`) and keeps float32 at the graph's edges whatever precision the
 weights have. A `GraphSpec` adds the example inputs the graph is traced with, which axes stay
 dynamic, and the input sets the check feeds: the example, a second shape (so the dynamic axes are
 really exercised), and for the tiny reference model the golden cases with their recorded outputs.
@@ -26,7 +26,7 @@ from torch import nn
 from engine.tooncrafter.clip_preprocess import clip_preprocess
 from engine.tooncrafter.frames import clip_to_frames
 from engine.tooncrafter.networks.autoencoder import keyframe_references
-from engine.tooncrafter.onnx_runtime import GraphInterface, graph_interfaces, num_control_residuals, num_hidden_maps
+from engine.tooncrafter.runtimes.onnx_folder import GraphInterface, graph_interfaces, num_control_residuals, num_hidden_maps
 
 from .sources import RifeSource, ToonCrafterSource
 

@@ -39,6 +39,25 @@ def test_every_tiny_a_case_passes_through_the_command_line(reference_dir):
 
 
 @pytest.mark.slow
+def test_every_tiny_a_case_passes_on_onnx_runtime(reference_dir, tmp_path):
+    """The same cases and tolerances on ONNX Runtime (CPU provider): the tiny models are exported
+    (fp32) and every model case runs through the exported graphs; the broadcast-context UNet case
+    gets its own graph, since the product's export fixes the context length."""
+    pytest.importorskip("onnxruntime")
+    lines: list[str] = []
+    results = run_folder(reference_dir / "tiny_a", echo=lines.append, runtime="onnx", export_dir=tmp_path)
+    spec = json.loads((reference_dir / "tiny_a" / "cases.json").read_text())
+    assert [r.case for r in results] == list(spec["cases"])
+    assert all(r.passed for r in results), "\n".join(lines)
+    assert lines[-1] == f"{len(results)} cases on onnx: {len(results)} passed, 0 failed"
+    assert (tmp_path / "tiny" / "onnx_export.json").is_file() and (tmp_path / "unet_context_93.onnx").is_file()
+    model_cases = [r for r in results if r.case not in ("schedule", "clip_preprocess")]
+    assert all(0 < r.max_abs_diff <= r.atol for r in model_cases)  # computed by onnxruntime, not copied
+    assert main([str(reference_dir / "tiny_a"), "--runtime", "onnx", "--export-dir", str(tmp_path),
+                 "--case", "unet"]) == 0  # the export is reused
+
+
+@pytest.mark.slow
 def test_lean_settings_against_the_goldens(reference_dir):
     """Encoding only the two keyframes gives bit-identical keyframe latents here (the encoder works
     frame by frame); batching cond and uncond changes float rounding only (so it stays out of parity)."""

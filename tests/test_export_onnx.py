@@ -17,8 +17,16 @@ import torch
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
+from engine.tooncrafter.interpolation import (  # noqa: E402
+    decode_two_pass,
+    encode_keyframes,
+    image_context,
+    predict_v,
+    prompt_contexts,
+    sampler_for,
+)
 from engine.tooncrafter.networks.config import ToonCrafterConfig, tiny_from_reference  # noqa: E402
-from engine.tooncrafter.onnx_runtime import (  # noqa: E402
+from engine.tooncrafter.runtimes.onnx_folder import (  # noqa: E402
     FORMAT_VERSION,
     MANIFEST_NAME,
     REQUIRED_GRAPHS,
@@ -26,8 +34,9 @@ from engine.tooncrafter.onnx_runtime import (  # noqa: E402
     config_from_dict,
     config_to_dict,
     graph_interfaces,
-    load_onnx_model,
 )
+from engine.tooncrafter.runtimes.onnx_runtime import load_onnx_model  # noqa: E402
+from engine.tooncrafter.runtimes.torch_runtime import TorchNetworks  # noqa: E402
 from export_onnx.__main__ import main as export_main  # noqa: E402
 from export_onnx.exporter import DATA_ALIGNMENT, ExportSettings, export_folder, finalize_weights, graphs_for  # noqa: E402
 from export_onnx.sources import from_tiny_reference, rife_source  # noqa: E402
@@ -72,7 +81,7 @@ def tiny_export(tiny_dir: Path, tmp_path_factory) -> tuple[Path, dict, list]:
 def torch_tiny(tiny_dir: Path):
     """The PyTorch tiny model and sketch encoder (the export frees its own copy part by part)."""
     source = from_tiny_reference(tiny_dir)
-    return source.model, source.sketch_encoder
+    return TorchNetworks(source.model, source.sketch_encoder)
 
 
 @pytest.fixture(scope="module")
@@ -237,26 +246,25 @@ def test_inline_weights_move_out_only_above_the_threshold(tmp_path, affine):
 
 @pytest.mark.slow
 def test_conditioning_and_first_stage_match_pytorch(onnx_tiny, torch_tiny, golden):
-    from engine.tooncrafter.model import prompt_contexts
     from engine.tooncrafter.networks.autoencoder import keyframe_references
 
-    model, _ = torch_tiny
+    model = torch_tiny
     first, last = golden["sample_ddim_eta0.image1"], golden["sample_ddim_eta0.image2"]
     noise = golden["sample_ddim_eta1.posterior_noise"]
     with torch.no_grad():
         ours, theirs = prompt_contexts(onnx_tiny, "an anime scene"), prompt_contexts(model, "an anime scene")
         for name in ("text", "empty_text", "zero_image"):
             assert max_diff(getattr(ours, name), getattr(theirs, name)) < 1e-4, name
-        assert max_diff(onnx_tiny.image_context(first), model.image_context(first)) < 1e-4
+        assert max_diff(image_context(onnx_tiny, first), image_context(model, first)) < 1e-4
         for all_frames in (True, False):
-            a = onnx_tiny.encode_keyframes(first, last, noise, all_frames)
-            b = model.encode_keyframes(first, last, noise, all_frames)
+            a = encode_keyframes(onnx_tiny, first, last, noise, all_frames)
+            b = encode_keyframes(model, first, last, noise, all_frames)
             assert max_diff(a.c_concat, b.c_concat) < 1e-4
             assert all(max_diff(x, y) < 1e-4 for x, y in zip(a.references, b.references, strict=True))
         # The two-pass dual-reference decode (PyTorch's chunking on the ONNX decoder) vs the golden.
         hidden = [golden[f"vae_encode.hidden_{i}"] for i in range(5)]
         refs = keyframe_references([h[0:1] for h in hidden], [h[1:2] for h in hidden])
-        frames = onnx_tiny.decode(golden["dualref_decode.latents"], refs)
+        frames = decode_two_pass(onnx_tiny, golden["dualref_decode.latents"], refs).frames
         assert max_diff(frames, golden["dualref_decode.frames"]) < 1e-4
 
 
@@ -265,16 +273,15 @@ def test_conditioning_and_first_stage_match_pytorch(onnx_tiny, torch_tiny, golde
 def test_two_ddim_steps_on_onnx_match_pytorch(onnx_tiny, torch_tiny, golden, with_sketch):
     """Sampling with the ONNX networks: guidance (7.5) amplifies the 1e-5 per-call differences about
     tenfold, so the bound is 1e-3 on latents of magnitude ~3 (the reference allows 2e-3 for 4 steps)."""
-    from engine.tooncrafter.model import prompt_contexts
     from engine.tooncrafter.sampler import Conditioning, RecordedNoise, SamplerSettings
 
-    model, sketch_encoder = torch_tiny
+    model = torch_tiny
     first, last = golden["sample_ddim_eta0.image1"], golden["sample_ddim_eta0.image2"]
     hint = golden["unet_with_sketch.sketch"] if with_sketch else None
     with torch.no_grad():
         contexts = prompt_contexts(model, "an anime scene")
-        c_concat = model.encode_keyframes(first, last, golden["sample_ddim_eta1.posterior_noise"]).c_concat
-        context = torch.cat([contexts.text, model.image_context(first)], dim=1)
+        c_concat = encode_keyframes(model, first, last, golden["sample_ddim_eta1.posterior_noise"]).c_concat
+        context = torch.cat([contexts.text, image_context(model, first)], dim=1)
         uncontext = torch.cat([contexts.empty_text, contexts.zero_image], dim=1)
         fs = torch.tensor([10])
         cond = Conditioning(context, c_concat, fs, hint, 0.6)
@@ -284,10 +291,10 @@ def test_two_ddim_steps_on_onnx_match_pytorch(onnx_tiny, torch_tiny, golden, wit
 
         def run(denoise):
             noise = RecordedNoise(golden["sample_ddim_eta1.x_T"], golden["sample_ddim_eta1.step_noise"])
-            return model.sampler().sample(denoise, cond, uncond, shape, settings, noise)
+            return sampler_for(model).sample(denoise, cond, uncond, shape, settings, noise)
 
-        expected = run(lambda x, t, c: model.predict_v(x, t, c, sketch_encoder))
-        got = run(lambda x, t, c: onnx_tiny.predict_v(x, t, c))
+        expected = run(lambda x, t, c: predict_v(model, x, t, c))
+        got = run(lambda x, t, c: predict_v(onnx_tiny, x, t, c))
     assert expected.abs().max() > 1.0
     assert max_diff(got, expected) < 1e-3
 
@@ -347,7 +354,7 @@ def _fake_export(folder: Path, model_config: ToonCrafterConfig, **changes) -> di
 def test_a_well_formed_folder_opens(tmp_path, tiny_config):
     _fake_export(tmp_path / "ok", tiny_config)
     model = load_onnx_model(tmp_path / "ok", ["CPUExecutionProvider"])
-    assert model.config == tiny_config and model.sketch_encoder is None
+    assert model.config == tiny_config and not model.has_sketch_encoder
 
 
 def test_missing_folder_and_manifest_are_named(tmp_path):
@@ -387,3 +394,30 @@ def test_incompatible_folders_are_refused_with_the_reason(tmp_path, tiny_config)
     _fake_export(tmp_path / "odd", tiny_config, config={"frames": 16})
     with pytest.raises(OnnxExportError, match="unusable model config"):
         load_onnx_model(tmp_path / "odd")
+
+
+@pytest.mark.slow
+def test_an_interrupted_export_resumes_with_what_was_finished(tmp_path, tiny_dir):
+    from export_onnx.exporter import PARTIAL_NAME
+
+    folder = tmp_path / "export"
+
+    def interrupt_at_the_resampler(line: str) -> None:
+        if line.startswith("exporting resampler"):
+            raise RuntimeError("interrupted (e.g. the machine went down)")
+
+    with pytest.raises(RuntimeError, match="interrupted"):
+        export_folder(folder, from_tiny_reference(tiny_dir), None, graphs_for(["clip", "resampler"]),
+                      report=interrupt_at_the_resampler)
+    assert not (folder / MANIFEST_NAME).exists()  # an unfinished folder never looks complete
+    partial = json.loads((folder / PARTIAL_NAME).read_text())
+    assert list(partial["graphs"]) == ["clip_text", "clip_image"]
+    stamps = {name: (folder / f"{name}.onnx").stat().st_mtime_ns for name in partial["graphs"]}
+    lines: list[str] = []
+    manifest, _ = export_folder(folder, from_tiny_reference(tiny_dir), None, graphs_for(["clip", "resampler"]),
+                                report=lines.append)
+    assert "resuming: clip_text, clip_image already exported" in lines
+    assert [line for line in lines if line.startswith("exporting")] == ["exporting resampler ..."]
+    assert {name: (folder / f"{name}.onnx").stat().st_mtime_ns for name in stamps} == stamps
+    assert list(manifest["graphs"]) == ["clip_text", "clip_image", "resampler"]
+    assert (folder / MANIFEST_NAME).is_file() and not (folder / PARTIAL_NAME).exists()

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from engine.api import Cancelled, CancelToken, EngineError, GenerationSettings, InbetweenTask
-from engine.backends import tooncrafter as backend_mod
 from engine.backends.tooncrafter import ToonCrafterBackend, availability
 from engine.tooncrafter.fitting import choose_key_colour, composite_on, fit_to_canvas, has_transparency, key_out
 from engine.tooncrafter.networks.config import tiny_from_reference
@@ -144,7 +143,7 @@ def test_sketches_transparency_and_size_errors(parity_backend, tiny):
     sketch = disc_keyframe(48, 32, transparent=True, fill=(20, 20, 20))
     task = InbetweenTask(key_a, key_b, [0.4, 0.6], settings, sketches={0.4: sketch})
     out = parity_backend.interpolate(task, lambda *e: None, CancelToken())
-    assert parity_backend.sketch_encoder is not None
+    assert parity_backend.runner.sketch_encoder is not None
     assert [im.shape for im in out] == [(64, 96, 4)] * 2
     assert task.warnings == []
     unguided = parity_backend.interpolate(InbetweenTask(key_a, key_b, [0.4, 0.6], settings), lambda *e: None, CancelToken())
@@ -176,29 +175,44 @@ def test_quality_preset_runs_extra_passes(parity_backend, tiny):
 def test_out_of_memory_retries_in_low_vram_mode(tiny, tmp_path, monkeypatch):
     import torch
 
+    from engine.tooncrafter.runtimes import runner as runner_mod
+
     settings = _settings(tiny, steps=1)
     backend = ToonCrafterBackend(settings, config=tiny["config"], store=ModelStore(tmp_path))
-    real_pass = backend._pass
+    real_interpolate = runner_mod.interpolate
     calls = []
 
-    def fails_once(*args):
-        calls.append(backend.low_vram)
+    def fails_once(*args, **kwargs):
+        calls.append(backend.runner.low_vram)
         if len(calls) == 1:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
-        return real_pass(*args)
+        return real_interpolate(*args, **kwargs)
 
-    monkeypatch.setattr(backend, "_pass", fails_once)
+    monkeypatch.setattr(runner_mod, "interpolate", fails_once)
     messages = []
     out = backend.interpolate(
         InbetweenTask(disc_keyframe(25, 30), disc_keyframe(70, 34), [0.4], settings),
         lambda s, f, m: messages.append(m), CancelToken(),
     )
-    assert len(out) == 1 and calls == [False, True] and backend.low_vram
+    assert len(out) == 1 and calls == [False, True] and backend.runner.low_vram
+    assert backend.describe()["low_vram"] is True
     assert any("low-VRAM" in m for m in messages)
 
 
 def test_model_frame_grid_lookup(parity_backend):
-    assert parity_backend._interval(0.2) is None and parity_backend._interval(0.6) is None
-    assert parity_backend._interval(0.3) == 1 and parity_backend._interval(0.99) == 4
-    assert parity_backend._extra_passes_needed([0.2, 0.3, 0.35, 0.5]) == 2
-    assert backend_mod.resolve_dtype(GenerationSettings(precision="bf16"), "cpu").is_floating_point
+    strategy = parity_backend.strategy
+    assert strategy.interval(0.2) is None and strategy.interval(0.6) is None
+    assert strategy.interval(0.3) == 1 and strategy.interval(0.99) == 4
+    assert strategy.extra_passes_needed([0.2, 0.3, 0.35, 0.5]) == 2
+
+
+def test_the_interpolator_between_model_frames_is_chosen_by_name(parity_backend, tiny):
+    from engine.backends.cel import CelBackend
+    from engine.backends.rife import RifeBackend
+    from engine.tooncrafter.segment import SegmentStrategy
+
+    assert parity_backend.describe()["between_model_frames"] == "rife"
+    assert isinstance(parity_backend.strategy.interpolator(_settings(tiny)), RifeBackend)
+    assert isinstance(SegmentStrategy(parity_backend.runner, "cel").interpolator(_settings(tiny)), CelBackend)
+    with pytest.raises(EngineError, match="unknown interpolator 'optical' between model frames: choose one of rife, cel"):
+        SegmentStrategy(parity_backend.runner, "optical")

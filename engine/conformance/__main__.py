@@ -1,6 +1,7 @@
 """Command line of the conformance runner.
 
     python -m engine.conformance ../shared/reference/tiny_a [--case NAME ...] [-v]
+    python -m engine.conformance ../shared/reference/tiny_a --runtime onnx [--export-dir DIR]
     python -m engine.conformance --manifest ../shared/reference/manifest_sketch_encoder.json
 
 Exits 0 when everything passes, 1 on any failure (a case without a check counts as a failure),
@@ -12,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .runner import run_folder
+from .runner import RUNTIMES, run_folder
 
 
 def check_manifest(path: str, echo=print) -> bool:
@@ -39,6 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--case", action="append", help="run only this case (repeatable)")
     parser.add_argument("--manifest", action="append", help="check the full-size model against a manifest JSON")
     parser.add_argument("-v", "--verbose", action="store_true", help="per-tensor differences and tracebacks")
+    parser.add_argument(
+        "--runtime", choices=RUNTIMES, default="torch",
+        help="run the model cases on PyTorch (default) or on ONNX Runtime (the tiny models are exported first)",
+    )
+    parser.add_argument("--export-dir", help="with --runtime onnx: keep (and reuse) the tiny export here")
     args = parser.parse_args(argv)
     if not args.folder and not args.manifest:
         parser.error("give a case folder and/or --manifest FILE")
@@ -51,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
             ok = False
     if args.folder:
         try:
-            results = run_folder(args.folder, cases=args.case, verbose=args.verbose)
+            results = run_folder(
+                args.folder, cases=args.case, verbose=args.verbose, runtime=args.runtime, export_dir=args.export_dir
+            )
         except (OSError, KeyError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import torch
 
-from engine.tooncrafter.model import (
+from engine.tooncrafter.interpolation import (
     InterpolationNoise,
     InterpolationSettings,
     PromptContexts,
-    ToonCrafterModel,
-    build_model,
-    build_sketch_encoder,
     interpolate,
-    load_state,
+    text_context,
+    unconditional_image_context,
 )
-from engine.tooncrafter.networks.config import diffusion_from_reference, tiny_from_reference
-from engine.tooncrafter.networks.sketch_encoder import SketchEncoder
+from engine.tooncrafter.networks.config import diffusion_from_reference
 from engine.tooncrafter.sampler import RecordedNoise, SamplerSettings, SamplerTrace
 from engine.tooncrafter.schedule import ddim_schedule, schedule_buffers
 
+from .models import tiny_networks
 from .runner import CaseContext
 
 
@@ -36,21 +34,6 @@ def check_schedule(ctx: CaseContext) -> dict[str, torch.Tensor]:
     return out
 
 
-def tiny_model(ctx: CaseContext) -> ToonCrafterModel:
-    """The folder's whole tiny model, built on the meta device and filled strictly, once per folder."""
-    if "sampling.model" not in ctx.cache:
-        model = build_model(tiny_from_reference(ctx.config))
-        ctx.cache["sampling.model"] = load_state(model, ctx.weights)
-    return ctx.cache["sampling.model"]
-
-
-def tiny_sketch_encoder(ctx: CaseContext) -> SketchEncoder:
-    if "sampling.sketch_encoder" not in ctx.cache:
-        encoder = build_sketch_encoder(tiny_from_reference(ctx.config))
-        ctx.cache["sampling.sketch_encoder"] = load_state(encoder, ctx.sketch_weights)
-    return ctx.cache["sampling.sketch_encoder"]
-
-
 def run_sampling_case(
     ctx: CaseContext,
     with_sketch: bool = False,
@@ -62,7 +45,7 @@ def run_sampling_case(
 
     The defaults are parity; the two lean settings can be switched on to measure what they change.
     """
-    model = tiny_model(ctx)
+    net = tiny_networks(ctx)
     p, i = ctx.params, ctx.inputs
     settings = InterpolationSettings(
         sampler=SamplerSettings(
@@ -78,21 +61,20 @@ def run_sampling_case(
         encode_all_frames=encode_all_frames,
     )
     contexts = PromptContexts(
-        text=model.text_context(i["tokens"]),
-        empty_text=model.text_context([""]),
-        zero_image=model.unconditional_image_context(1),
+        text=text_context(net, i["tokens"]),
+        empty_text=text_context(net, [""]),
+        zero_image=unconditional_image_context(net, 1),
     )
     noise = InterpolationNoise(i["posterior_noise"], RecordedNoise(i["x_T"], i["step_noise"]))
     trace = SamplerTrace()
     result = interpolate(
-        model,
+        net,
         i["image1"],
         i["image2"],
         settings,
         noise,
         contexts=contexts,
         sketch_hint=i["sketch"] if with_sketch else None,
-        sketch_encoder=tiny_sketch_encoder(ctx) if with_sketch else None,
         trace=trace,
         decode=decode,
     )

@@ -1,38 +1,12 @@
 """Conformance checks of the video UNet and the sketch encoder (cases unet, unet_context_broadcast,
-unet_with_sketch of a golden folder such as shared/reference/tiny_a)."""
+unet_with_sketch of a golden folder such as shared/reference/tiny_a), through the model contract."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import torch
 
-from engine.tooncrafter.networks.sketch_encoder import SketchEncoder, SketchEncoderConfig
-from engine.tooncrafter.networks.unet import UNET_KEY_PREFIX, ToonCrafterUNet, UNetConfig
-
+from .models import tiny_networks, unet_for_context_length
 from .runner import CaseContext
-
-
-def _unet(ctx: CaseContext) -> ToonCrafterUNet:
-    """The folder's tiny UNet, built and loaded strictly once per folder."""
-    if "unet" not in ctx.cache:
-        model = ToonCrafterUNet(UNetConfig.from_dict(ctx.config["unet"]))
-        model.load_state_dict(unet_weights(ctx.weights), strict=True)
-        ctx.cache["unet"] = model.eval()
-    return ctx.cache["unet"]
-
-
-def _sketch_encoder(ctx: CaseContext) -> SketchEncoder:
-    if "sketch_encoder" not in ctx.cache:
-        model = SketchEncoder(SketchEncoderConfig.from_dict(ctx.config["sketch_controlnet"]))
-        model.load_state_dict(dict(ctx.sketch_weights), strict=True)
-        ctx.cache["sketch_encoder"] = model.eval()
-    return ctx.cache["sketch_encoder"]
-
-
-def unet_weights(weights: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The UNet's entries of a full ToonCrafter state dict, with the checkpoint prefix removed."""
-    return {k[len(UNET_KEY_PREFIX) :]: v for k, v in weights.items() if k.startswith(UNET_KEY_PREFIX)}
 
 
 def _unet_input(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -42,13 +16,13 @@ def _unet_input(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
 
 def check_unet(ctx: CaseContext) -> dict[str, torch.Tensor]:
     i = ctx.inputs
-    v = _unet(ctx)(_unet_input(i), i["timesteps"], i["context"], i["fs"])
+    v = tiny_networks(ctx).unet(_unet_input(i), i["timesteps"], i["context"], i["fs"])
     return {"model_output": v}
 
 
 def check_unet_context_broadcast(ctx: CaseContext) -> dict[str, torch.Tensor]:
     i = ctx.inputs
-    unet = _unet(ctx)
+    unet = unet_for_context_length(ctx, i["context"].shape[1])
     x = _unet_input(i)
     return {
         "model_output": unet(x, i["timesteps"], i["context"], i["fs"]),
@@ -58,14 +32,14 @@ def check_unet_context_broadcast(ctx: CaseContext) -> dict[str, torch.Tensor]:
 
 def check_unet_with_sketch(ctx: CaseContext) -> dict[str, torch.Tensor]:
     i = ctx.inputs
-    unet, encoder = _unet(ctx), _sketch_encoder(ctx)
+    net = tiny_networks(ctx)
     x = _unet_input(i)
-    residuals = encoder(i["x_noisy"], i["sketch"], i["timesteps"], i["context"])
+    residuals = net.sketch_residuals(i["x_noisy"], i["sketch"], i["timesteps"], i["context"])
     scale = float(ctx.params["control_scale"])
     out: dict[str, torch.Tensor] = {f"control_{n:02d}": r for n, r in enumerate(residuals)}
     out["num_control_residuals"] = torch.tensor(len(residuals), dtype=torch.int64)
-    out["model_output"] = unet(x, i["timesteps"], i["context"], i["fs"], control=[r * scale for r in residuals])
-    out["model_output_without_control"] = unet(x, i["timesteps"], i["context"], i["fs"])
+    out["model_output"] = net.unet(x, i["timesteps"], i["context"], i["fs"], control=[r * scale for r in residuals])
+    out["model_output_without_control"] = net.unet(x, i["timesteps"], i["context"], i["fs"])
     return out
 
 

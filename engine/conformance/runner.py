@@ -14,10 +14,12 @@ Modules are discovered with pkgutil, so adding a file adds cases.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import math
 import pkgutil
+import tempfile
 import traceback
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -28,6 +30,8 @@ import torch
 from safetensors.torch import load_file
 
 DEFAULT_ATOL = 1e-4
+#: The runtimes the model cases can run on.
+RUNTIMES = ("torch", "onnx")
 
 CheckFn = Callable[["CaseContext"], "dict[str, torch.Tensor]"]
 
@@ -72,6 +76,9 @@ class CaseContext:
     case: dict
     cache: dict = field(default_factory=dict)
     stored: Mapping[str, torch.Tensor] = field(default_factory=dict)
+    #: The runtime the model cases run on ("torch" or "onnx"; see models.py).
+    runtime: str = "torch"
+    folder: Path | None = None
 
     def golden(self, name: str) -> torch.Tensor:
         """A stored output or intermediate of this case (for teacher-forced per-step checks)."""
@@ -82,8 +89,9 @@ class CaseContext:
 class CaseFolder:
     """A folder of golden cases."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, runtime: str = "torch") -> None:
         self.path = Path(path)
+        self.runtime = runtime
         cases_json = self.path / "cases.json"
         if not cases_json.is_file():
             raise FileNotFoundError(f"{self.path} is not a case folder: cases.json is missing")
@@ -123,6 +131,8 @@ class CaseFolder:
             case=spec,
             cache=self.cache,
             stored=self.tensors,
+            runtime=self.runtime,
+            folder=self.path,
         )
 
     def goldens(self, case: str) -> dict[str, tuple[torch.Tensor, bool]]:
@@ -240,9 +250,28 @@ def run_folder(
     cases: list[str] | None = None,
     verbose: bool = False,
     echo: Callable[[str], None] = print,
+    runtime: str = "torch",
+    export_dir: str | Path | None = None,
 ) -> list[CaseResult]:
-    """Run the cases of a folder (all of them unless `cases` names some), printing one line each."""
-    folder = CaseFolder(path)
+    """Run the cases of a folder (all of them unless `cases` names some), printing one line each.
+
+    `runtime` "onnx" exports the folder's tiny models (fp32) into `export_dir` (default: a temporary
+    folder; an existing export of the same model there is reused) and runs every model case through
+    ONNX Runtime, with the same tolerances as on PyTorch.
+    """
+    if runtime not in RUNTIMES:
+        raise ValueError(f"unknown runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}")
+    with contextlib.ExitStack() as stack:
+        folder = CaseFolder(path, runtime)
+        if runtime == "onnx":
+            if export_dir is None:
+                export_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="conformance-onnx-"))
+            folder.cache["onnx.export_dir"] = Path(export_dir)
+            folder.cache["onnx.echo"] = echo
+        return _run_cases(folder, cases, verbose, echo)
+
+
+def _run_cases(folder: CaseFolder, cases: list[str] | None, verbose: bool, echo: Callable[[str], None]) -> list[CaseResult]:
     checks, errors = discover_checks()
     for module, error in errors.items():
         echo(f"WARN  check module {module} failed to import: {error}")
@@ -259,5 +288,5 @@ def run_folder(
             for t in result.tensors:
                 echo(f"        {t.name:<28} {t.max_abs_diff:.3e} {t.note}")
     passed = sum(r.passed for r in results)
-    echo(f"{len(results)} cases: {passed} passed, {len(results) - passed} failed")
+    echo(f"{len(results)} cases on {folder.runtime}: {passed} passed, {len(results) - passed} failed")
     return results

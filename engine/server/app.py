@@ -75,6 +75,15 @@ def device_info() -> dict:
     return info
 
 
+def runtime_report() -> dict:
+    """What can run the ToonCrafter model here (torch, onnx) and why not, plus what auto picks."""
+    from ..api import GenerationSettings
+    from ..tooncrafter.runtimes import runtime_report as report
+    from ..tooncrafter.weights.store import ModelStore
+
+    return report(GenerationSettings(), ModelStore())
+
+
 def health(queue: JobQueue) -> dict:
     from ..api import EngineError, GenerationSettings
     from ..backends import availability_report, loaded_backends, resolve_backend_name
@@ -88,6 +97,7 @@ def health(queue: JobQueue) -> dict:
         "api": protocol.API_VERSION,
         "backends": availability_report(),
         "default_backend": default_backend,
+        "runtimes": runtime_report(),
         "device": device_info(),
         "loaded_models": loaded_backends(),
         "jobs": queue.summary(),

@@ -14,7 +14,6 @@ verdict.
 
 import json
 import os
-import subprocess
 import sys
 import time
 import traceback
@@ -285,29 +284,34 @@ def _clipped(dock) -> dict:
         right = w.mapTo(panel, QtCore.QPoint(w.width(), 0)).x()
         if right > visible + 1:
             cut.append(f"{type(w).__name__} {getattr(w, 'text', lambda: '')()!r} to x={right}")
+    unreadable = [w.text() for w in panel.findChildren(QtWidgets.QLabel)
+                  if w.isVisibleTo(panel) and w.text() and w.width() < min(w.sizeHint().width(), 40)]
     return {"dock_width": dock.width(), "visible_width": visible, "panel_min_width": panel.minimumSizeHint().width(),
-            "sideways_scroll": scroll.horizontalScrollBar().isVisible(), "cut_off": cut}
+            "sideways_scroll": scroll.horizontalScrollBar().isVisible(), "cut_off": cut, "unreadable_labels": unreadable}
 
 
 #: Dockers left open in the screenshot (Krita's object names): layers, timeline, and the plugin's own.
 SCREENSHOT_DOCKERS = ("KisLayerBox", "TimelineDocker", "AnimationCurvesDocker", "OnionSkinsDocker")
 
 
-def ball_rgba(width: int, height: int, cx: float, cy: float, rx: float, ry: float) -> bytes:
-    """An orange ball with a dark outline and a highlight (the screenshot's keyframes)."""
-    out = bytearray(width * height * 4)
-    for y in range(height):
-        for x in range(width):
-            d = ((x + 0.5 - cx) / rx) ** 2 + ((y + 0.5 - cy) / ry) ** 2
-            if d <= 1.0:
-                hx, hy = (x + 0.5 - cx + rx * 0.35) / rx, (y + 0.5 - cy + ry * 0.35) / ry
-                colour = (40, 30, 30, 255) if d > 0.86 else (255, 200, 150, 255) if hx * hx + hy * hy < 0.08 else (235, 110, 50, 255)
-                out[(y * width + x) * 4 : (y * width + x) * 4 + 4] = bytes(colour)
-    return bytes(out)
+def _sample_rgba(path: str) -> bytes:
+    """One of our sample keyframes as RGBA bytes (read with Krita's Qt); sets the canvas size."""
+    from inbetweener._qt import QtGui
+
+    image = QtGui.QImage(path).convertToFormat(QtGui.QImage.Format.Format_RGBA8888)
+    if image.isNull():
+        raise RuntimeError(f"cannot read the sample keyframe {path}")
+    globals()["WIDTH"], globals()["HEIGHT"] = image.width(), image.height()
+    data = image.constBits()
+    data.setsize(image.sizeInBytes())
+    rows = bytes(data)
+    stride = image.bytesPerLine()
+    return b"".join(rows[y * stride : y * stride + 4 * image.width()] for y in range(image.height()))
 
 
 def screenshot(*_args) -> None:
-    """Krita with the docker after a generation, for docs/screenshots (config: workdir, result, image)."""
+    """Krita with the docker at its default width after a generation on the sample keys
+    (samples/arm_swing), for docs/screenshots (config: workdir, result, image)."""
     config = _config()
     result: dict = {"steps": []}
 
@@ -326,13 +330,9 @@ def screenshot(*_args) -> None:
         qwindow = window.qwindow()
         screen = qwindow.screen().geometry()
         qwindow.setGeometry(0, 0, screen.width(), screen.height())  # no window manager to maximize it
-        width, height = 640, 400
-        globals()["WIDTH"], globals()["HEIGHT"] = width, height
-        frames = {
-            0: ball_rgba(width, height, 230, 150, 60, 60),
-            12: ball_rgba(width, height, 400, 230, 66, 54),
-        }
-        doc, keys = _keys_document(app, window, config["workdir"], frames, name="bouncing_ball")
+        samples = os.path.join(os.path.dirname(os.environ["INBETWEENER_KRITA_TEST_DIR"]), "samples", "arm_swing")
+        frames = {0: _sample_rgba(os.path.join(samples, "key_a.png")), 12: _sample_rgba(os.path.join(samples, "key_b.png"))}
+        doc, keys = _keys_document(app, window, config["workdir"], frames, name="arm_swing")
         step("document")
         docks = {d.objectName(): d for d in app.dockers()}
         result["dockers"] = sorted(docks)
@@ -344,6 +344,7 @@ def screenshot(*_args) -> None:
                 docks[name].show()
         app.action("inbetweener_generate").trigger()
         ours, layers = docks[DOCKER_ID], docks["KisLayerBox"]
+        _wait(app, lambda: False, 1.0)
         # The docker keeps Krita's default width (the picture shows what an animator first sees).
         qwindow.resizeDocks([layers, ours], [170, 900], QtCore.Qt.Orientation.Vertical)
         result["docker_layout"] = _clipped(ours)
@@ -369,7 +370,9 @@ def screenshot(*_args) -> None:
         doc.refreshProjection()
         _wait(app, lambda: False, 3.0)
         step("frame shown")
-        subprocess.run(["import", "-window", "root", config["image"]], check=True)
+        result["docker_layout"] = _clipped(ours)
+        if not qwindow.screen().grabWindow(0).save(config["image"]):
+            raise RuntimeError(f"could not save the screenshot to {config['image']}")
         result["done"] = done
     except Exception:
         result["error"] = traceback.format_exc()

@@ -635,6 +635,8 @@ for w in panel.findChildren(QtWidgets.QWidget):
     if right > scroll.viewport().width() + 1:
         clipped.append(f"{type(w).__name__}:{w.objectName() or getattr(w, 'text', lambda: '')()}:{right}")
 out["clipped"] = clipped
+out["unreadable_labels"] = [w.text() for w in panel.findChildren(QtWidgets.QLabel)
+                            if w.isVisibleTo(panel) and w.text() and w.width() < min(w.sizeHint().width(), 40)]
 out["hscroll"] = scroll.horizontalScrollBar().isVisible()
 
 # The wheel scrolls the docker, not the seed; a focused spin box still takes it.
@@ -726,6 +728,7 @@ def test_docker_fits_a_narrow_dock_scrolls_and_follows_documents_and_layers(tmp_
     # 9. Nothing cut off at a narrow dock width, no sideways scrolling.
     assert found["min_width"] <= found["viewport_width"], found
     assert found["clipped"] == [] and not found["hscroll"], found
+    assert found["unreadable_labels"] == [], found
     # 10. The wheel scrolls the docker; the seed changes only when its box has the focus.
     assert found["seed_after_wheel"], found
     assert found["scrolled"] and found["scroll_range"] > 0, found

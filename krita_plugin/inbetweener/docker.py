@@ -30,6 +30,7 @@ MAX_SEED = int(vocabulary.SEED.high)
 FOLLOW_INTERVAL_MS = 1000  # how often the docker checks which document and layers Krita shows
 COMBO_MIN_CHARS = 6  # drop-downs may shrink to this many characters; the full text is in the list
 SPIN_MIN_WIDTH = 64
+LABEL_MIN_WIDTH = 110
 
 
 class WheelGuard(QtCore.QObject):
@@ -78,9 +79,10 @@ def _row(first, second, stretch: bool = True):
 
 
 def _wrapping_label(selectable: bool = False):
+    """A label that wraps at words; its fixed small minimum keeps one long path from widening the docker."""
     label = QtWidgets.QLabel()
     label.setWordWrap(True)
-    label.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
+    label.setMinimumWidth(LABEL_MIN_WIDTH)
     if selectable:
         label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
     return label

@@ -160,8 +160,9 @@ class CelInterpolator:
         check_keys(key_a, key_b)
         cancel = cancel or CancelToken()
         height, width = key_a.shape[:2]
-        seg_a, seg_b = segment(key_a), segment(key_b)
+        seg_a = segment(key_a)
         self._check_cel(seg_a, "the start keyframe")
+        seg_b = segment(key_b)
         self._check_cel(seg_b, "the end keyframe")
         cancel.check()
         changed = changed_pixels(key_a, key_b)

@@ -44,13 +44,16 @@ class Shape:
     soft: np.ndarray  # the mask around the shape, blurred a little: a smooth score near the edges
     offset: np.ndarray  # (x, y) of soft's first pixel in the frame
     covariance: np.ndarray
+    others: np.ndarray | None = None  # where other parts cover this key (on soft's grid): no evidence
 
     @property
     def size(self) -> float:
         return math.sqrt(max(self.area, 1))
 
 
-def shape_of(mask: np.ndarray, seed: int = 0) -> Shape:
+def shape_of(mask: np.ndarray, seed: int = 0, others: np.ndarray | None = None) -> Shape:
+    """`others`: pixels of this key covered by other moving parts, which may hide this part; a
+    pose is neither rewarded nor punished for what lands there."""
     ys, xs = np.nonzero(mask)
     points = np.stack([xs, ys], axis=1).astype(np.float64)
     centroid = points.mean(axis=0) if len(points) else np.zeros(2)
@@ -63,7 +66,18 @@ def shape_of(mask: np.ndarray, seed: int = 0) -> Shape:
     x0, y0 = (max(int(xs.min()) - pad, 0), max(int(ys.min()) - pad, 0)) if len(xs) else (0, 0)
     x1, y1 = (min(int(xs.max()) + pad + 1, w), min(int(ys.max()) + pad + 1, h)) if len(xs) else (w, h)
     soft = cv2.GaussianBlur(mask[y0:y1, x0:x1].astype(np.float32), (0, 0), 1.5)
-    return Shape(mask, points, centroid, int(len(xs)), soft, np.array([x0, y0], float), cov + np.eye(2) * 1e-3)
+    hidden = None
+    if others is not None:
+        # other parts may hide this one anywhere within reach of a move: a generous box around it
+        margin = max(x1 - x0, y1 - y0)
+        hx0, hy0 = max(x0 - margin, 0), max(y0 - margin, 0)
+        hx1, hy1 = min(x1 + margin, w), min(y1 + margin, h)
+        canvas = np.zeros((hy1 - hy0, hx1 - hx0), np.float32)
+        canvas[:] = others[hy0:hy1, hx0:hx1]
+        soft_big = np.zeros_like(canvas)
+        soft_big[y0 - hy0:y1 - hy0, x0 - hx0:x1 - hx0] = soft
+        soft, hidden, (x0, y0) = soft_big, canvas, (hx0, hy0)
+    return Shape(mask, points, centroid, int(len(xs)), soft, np.array([x0, y0], float), cov + np.eye(2) * 1e-3, hidden)
 
 
 def _lookup(soft: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -71,6 +85,15 @@ def _lookup(soft: np.ndarray, points: np.ndarray) -> np.ndarray:
     k, n = points.shape[:2]
     maps = points.reshape(k, n, 2).astype(np.float32)
     return cv2.remap(soft, maps[..., 0], maps[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def _seen_share(shape: Shape, points: np.ndarray) -> np.ndarray:
+    """Share of (K, N, 2) points inside `shape`, leaving out those landing where other parts hide it."""
+    inside = _lookup(shape.soft, points - shape.offset)
+    if shape.others is None:
+        return inside.mean(axis=1)
+    weight = 1.0 - _lookup(shape.others, points - shape.offset) * (1.0 - inside)
+    return (inside * weight).sum(axis=1) / np.maximum(weight.sum(axis=1), 1.0)
 
 
 def overlap_score(m: np.ndarray, a: Shape, b: Shape) -> np.ndarray:
@@ -82,7 +105,7 @@ def overlap_score(m: np.ndarray, a: Shape, b: Shape) -> np.ndarray:
     forward = np.einsum("kij,nj->kni", m[:, :2, :2], a.points) + m[:, None, :2, 2]
     inverse = np.linalg.inv(m)
     backward = np.einsum("kij,nj->kni", inverse[:, :2, :2], b.points) + inverse[:, None, :2, 2]
-    score = 0.5 * (_lookup(b.soft, forward - b.offset).mean(axis=1) + _lookup(a.soft, backward - a.offset).mean(axis=1))
+    score = 0.5 * (_seen_share(b, forward) + _seen_share(a, backward))
     return score[0] if single else score
 
 

@@ -227,10 +227,15 @@ def build_parts(
         figure_b |= part.mask_b
     adopt_orphans(parts, key_a, seg_a, figure_b, changed, "a")
     adopt_orphans(parts, key_b, seg_b, figure_a, changed, "b")
+    figure_a, figure_b = np.zeros(changed.shape, bool), np.zeros(changed.shape, bool)
+    for part in parts:
+        figure_a |= part.mask_a
+        figure_b |= part.mask_b
     shapes = {}
     for part in parts:
         if part.regions_b:
-            shapes[part.index] = (shape_of(part.mask_a, part.index), shape_of(part.mask_b, part.index))
+            shapes[part.index] = (shape_of(part.mask_a, part.index, figure_a & ~part.mask_a),
+                                  shape_of(part.mask_b, part.index, figure_b & ~part.mask_b))
             part.motion = fit_free(*shapes[part.index])
         else:
             part.motion = Motion(np.eye(3), 0.0, 0.0)

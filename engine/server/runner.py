@@ -24,6 +24,7 @@ from .. import __version__
 from ..api import EngineError
 from ..core import files, protocol
 from .app import create_app
+from .connections import guarded_protocol, limits_for_this_process
 from .jobs import GenerateFn, JobQueue
 from .security import new_token
 
@@ -47,6 +48,10 @@ class ServerConfig:
     max_queued: int = protocol.MAX_QUEUED_JOBS
     log_level: str = "warning"
     access_log: bool = False
+    #: A request's headers must be complete this long after the connection opened (else 408).
+    header_timeout_s: float = 10.0
+    #: A request's body must be complete this long after its headers (64 MiB over loopback: well under).
+    body_timeout_s: float = 120.0
 
 
 def _pipeline_generate(request, progress, cancel):
@@ -129,9 +134,12 @@ class EngineServer:
             max_queued=self.config.max_queued,
         )
         self.app = create_app(self.queue, token=self.token, extra_hosts=extra_hosts)
+        self.limits = limits_for_this_process(self.config.header_timeout_s, self.config.body_timeout_s)
         self._uvicorn = uvicorn.Server(
             uvicorn.Config(
                 self.app,
+                http=guarded_protocol(self.limits),
+                backlog=self.limits.accept_burst,
                 log_level=self.config.log_level,
                 access_log=self.config.access_log,
                 log_config=None,

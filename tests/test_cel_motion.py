@@ -1,0 +1,53 @@
+"""A part's pose between the keys is found by search, whatever the turn."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import pytest
+
+from engine.cel import arcs
+from engine.cel.motion import fit_free, fit_jointed, shape_of
+
+
+def l_shape(angle_deg: float, centre=(100.0, 80.0), shape=(200, 240)) -> np.ndarray:
+    """An asymmetric L (so its turn is unambiguous) turned by `angle_deg` about `centre`."""
+    pts = np.array([[-30, -20], [30, -20], [30, -5], [-15, -5], [-15, 35], [-30, 35]], float)
+    m = arcs.rotation(math.radians(angle_deg))
+    poly = pts @ m.T + centre
+    mask = np.zeros(shape, np.uint8)
+    cv2.fillPoly(mask, [np.rint(poly).astype(np.int32)], 255)
+    return mask > 0
+
+
+@pytest.mark.parametrize("angle", [-150.0, -40.0, 95.0, 170.0])
+def test_free_fit_finds_large_turns(angle):
+    a = shape_of(l_shape(0.0))
+    b = shape_of(l_shape(angle, centre=(140.0, 110.0)))
+    motion = fit_free(a, b)
+    assert math.degrees(motion.turn) == pytest.approx(angle, abs=3.0)
+    assert arcs.apply(motion.pose, np.array([[100.0, 80.0]]))[0] == pytest.approx([140.0, 110.0], abs=2.0)
+    assert motion.score > 0.9
+
+
+def test_jointed_fit_turns_about_the_joint():
+    joint = np.array([70.0, 60.0])
+    a = shape_of(l_shape(0.0))
+    m = arcs.pose(arcs.rotation(math.radians(120)), joint, joint)
+    rotated = cv2.warpAffine(a.mask.astype(np.uint8), m[:2], (240, 200), flags=cv2.INTER_NEAREST) > 0
+    motion = fit_jointed(a, shape_of(rotated), joint, joint)
+    assert math.degrees(motion.turn) == pytest.approx(120.0, abs=2.0)
+    assert arcs.apply(motion.pose, joint[None])[0] == pytest.approx(joint, abs=1.5)
+
+
+def test_squash_is_fitted_as_an_affine_pose():
+    a = np.zeros((200, 240), np.uint8)
+    cv2.circle(a, (100, 80), 30, 255, -1)
+    b = np.zeros_like(a)
+    cv2.ellipse(b, (140, 120), (45, 20), 0, 0, 360, 255, -1)
+    motion = fit_free(shape_of(a > 0), shape_of(b > 0))
+    sx, sy = np.linalg.svd(motion.pose[:2, :2], compute_uv=False)
+    assert sx == pytest.approx(1.5, abs=0.15) and sy == pytest.approx(0.67, abs=0.1)
+    assert motion.score > 0.9

@@ -1,0 +1,38 @@
+"""Painting parts: straight alpha in and out, the mix window, cut-outs placed by their pose."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.cel import arcs
+from engine.cel.render import cut_out, mix_weight, paint_part, premultiplied, straight
+
+
+def test_premultiplied_round_trip_keeps_straight_alpha():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (8, 8, 4), dtype=np.uint8)
+    image[..., 3] = 255
+    assert np.array_equal(straight(premultiplied(image)), image)
+    clear = np.zeros((2, 2, 4), np.uint8)
+    assert np.array_equal(straight(premultiplied(clear)), clear)
+
+
+def test_mix_happens_inside_the_window_only():
+    assert mix_weight(0.1) == 0.0 and mix_weight(0.9) == 1.0
+    assert mix_weight(0.5) == pytest.approx(0.5)
+
+
+def test_part_is_painted_where_its_pose_puts_it():
+    key = np.zeros((40, 60, 4), np.uint8)
+    key[10:20, 10:20] = (200, 50, 50, 255)
+    mask = key[..., 3] > 0
+    cut = cut_out(premultiplied(key), mask)
+    canvas = np.zeros((40, 60, 4), np.float32)
+    touched = np.zeros((40, 60), bool)
+    shift = arcs.pose(np.eye(2), np.zeros(2), np.array([30.0, 5.0]))
+    paint_part(canvas, touched, cut, shift, None, np.eye(3), 0.0, 0.3, np.eye(3))
+    out = straight(canvas)
+    assert (out[15:25, 40:50] == (200, 50, 50, 255)).all()
+    assert (out[10:20, 10:20, 3] == 0).all()
+    assert touched[15:25, 40:50].all() and not touched[:, :35].any()

@@ -8,6 +8,7 @@ animation timeline or an exposure sheet turned on its side.
   range), dots where the timing plans a drawing, filled cells for generated drawings (blue),
   accepted ones (green), stale ones (orange: made for other keys or timing) and off-plan ones (grey).
   Hold lines run on from each drawing for as long as it is exposed.
+- A small dark corner on a key or in-between: the frame carries a hand clean-up layer.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ COLOURS = {
     "key": QtGui.QColor("#e8a33d"),
     "breakdown": QtGui.QColor("#c77dd8"),
     "sketch": QtGui.QColor("#3a6fd8"),
+    "cleanup": QtGui.QColor("#1e1e1e"),
     "generated": QtGui.QColor("#4a90d9"),
     "accepted": QtGui.QColor("#4caf6a"),
     "stale": QtGui.QColor("#e07b39"),
@@ -203,6 +205,15 @@ class TimelineCanvas(QtWidgets.QWidget):
                 if state == "stale":
                     p.setBrush(QtGui.QBrush(QtGui.QColor(0, 0, 0, 90), QtCore.Qt.BrushStyle.BDiagPattern))
                     p.drawRect(rect)
+        for frame in project.cleanups:  # hand-corrected drawings: a corner mark on their cell
+            if first - 1 <= frame <= last and (frame in project.keys or frame in project.inbetweens):
+                rect = self.cell_rect(frame, "keys" if frame in project.keys else "inbetweens")
+                corner = QtGui.QPolygonF([QtCore.QPointF(rect.right() - 7, rect.top() + 1),
+                                          QtCore.QPointF(rect.right(), rect.top() + 1),
+                                          QtCore.QPointF(rect.right(), rect.top() + 8)])
+                p.setPen(QtCore.Qt.PenStyle.NoPen)
+                p.setBrush(COLOURS["cleanup"])
+                p.drawPolygon(corner)
         # Hold lines: a drawing exposed on the following frames, as on an exposure sheet.
         p.setPen(QtGui.QPen(COLOURS["hold"], 2))
         start, end = self.doc.project.playback_range()

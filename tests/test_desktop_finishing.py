@@ -114,6 +114,17 @@ def test_an_inbetween_is_corrected_on_its_clean_up_layer_accepted_and_exported(s
     corrected = project.image_of(2)
     assert tuple(corrected[32, centre, :3]) == BLUE and tuple(corrected[32, centre - 10, :3]) == BLUE
     assert tuple(corrected[5, 90, :3]) == (255, 255, 255)  # the fill stopped at the outline
+    # The timeline marks the corrected cell (a dark corner).
+    tl = studio.timeline.canvas
+    tl.repaint()
+    image = tl.grab().toImage()
+
+    def darks(frame: int) -> int:
+        cell = tl.cell_rect(frame, "inbetweens")
+        return sum(image.pixelColor(x, y).lightness() < 60
+                   for x in range(cell.right() - 6, cell.right()) for y in range(cell.top() + 1, cell.top() + 8))
+
+    assert darks(2) > darks(1) + 5  # frame 1 is generated too, but not corrected
     # Accept keeps the correction as the frame; the export shows it.
     studio.doc.select_segments([0])
     assert studio.accept_inbetweens()

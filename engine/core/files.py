@@ -116,7 +116,8 @@ def _fsync_dir(folder: Path) -> None:
 def ensure_private_folder(folder: str | os.PathLike) -> Path:
     """Create `folder` readable by this user only (0700), or check an existing one: a folder owned
     by someone else is refused, one that others may write into is tightened to 0700, because
-    whoever can write there could plant a token file or a server advertisement."""
+    whoever can write there could plant a token file or a server advertisement. (A folder others
+    may only read is left as it is: the files written there are 0600.)"""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     if os.name != "posix":
@@ -131,7 +132,7 @@ def ensure_private_folder(folder: str | os.PathLike) -> Path:
             "set INBETWEENER_STATE_DIR to a folder of your own",
             str(folder),
         )
-    if info.st_mode & 0o077:
+    if info.st_mode & 0o022:
         os.chmod(folder, 0o700)
         print(
             f"inbetween: warning: {folder} was open to other users (mode {stat.S_IMODE(info.st_mode):o}); "

@@ -68,8 +68,8 @@ def wrap_ddp(job: nn.Module, device: torch.device) -> nn.Module:
 
     if device.type == "cuda":
         job = nn.SyncBatchNorm.convert_sync_batchnorm(job)
-        return DistributedDataParallel(job, device_ids=[device.index], broadcast_buffers=True)
-    return DistributedDataParallel(job, broadcast_buffers=True)
+        return DistributedDataParallel(job, device_ids=[device.index])
+    return DistributedDataParallel(job)
 
 
 def shard_fsdp(units: list[nn.Module], mixed_bf16: bool) -> None:
@@ -88,3 +88,12 @@ def is_sharded(t: torch.Tensor) -> bool:
 def full_tensor(t: torch.Tensor) -> torch.Tensor:
     """A parameter's whole value on this process (gathers FSDP shards; a collective call)."""
     return t.full_tensor() if is_sharded(t) else t
+
+
+def like(value: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """A whole tensor laid out like `target` (sharded the same way when target is an FSDP shard)."""
+    if is_sharded(target):
+        from torch.distributed.tensor import distribute_tensor
+
+        return distribute_tensor(value.to(target.device_mesh.device_type), target.device_mesh, target.placements)
+    return value.to(target.device)

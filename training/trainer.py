@@ -175,19 +175,12 @@ class Trainer:
         params = dict(self.job.named_parameters())
         with torch.no_grad():
             for name, value in state["params"].items():
-                target = params[name]
-                if dist_util.is_sharded(target):
-                    from torch.distributed.tensor import distribute_tensor
-
-                    value = distribute_tensor(value.to(target.device_mesh.device_type), target.device_mesh, target.placements)
-                    target.copy_(value)
-                else:
-                    target.copy_(value)
+                params[name].copy_(dist_util.like(value, params[name]))
             buffers = _trained_buffers(self.job)
             for name, value in state["buffers"].items():
                 buffers[name].copy_(value)
             for name, value in state["ema"].items():
-                self.ema[name] = value.to(self.device)
+                self.ema[name].copy_(dist_util.like(value, self.ema[name]))
         if self.fsdp_units:
             import torch.distributed.checkpoint as dcp
             from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict, set_optimizer_state_dict

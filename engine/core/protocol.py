@@ -13,6 +13,7 @@ import json
 import os
 import struct
 import sys
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -162,7 +163,8 @@ def write_private_file(path: Path, data: bytes) -> None:
 def read_advertisement(folder: Path | None = None) -> dict | None:
     """The running server's {"url", "token_file", "pid", "version"} from the state folder, if any.
 
-    Ignored when others could have written it (a state folder open to other users)."""
+    Ignored when others could have written it (a state folder open to other users) and when its
+    URL is not this machine's loopback address (the token is never sent anywhere else)."""
     if not is_private_folder(state_file(folder).parent):
         return None
     try:
@@ -170,5 +172,7 @@ def read_advertisement(folder: Path | None = None) -> dict | None:
     except (OSError, ValueError):
         return None
     if not isinstance(data, dict) or not isinstance(data.get("url"), str) or not isinstance(data.get("token_file"), str):
+        return None
+    if not is_loopback_host(urllib.parse.urlsplit(data["url"]).hostname):
         return None
     return data

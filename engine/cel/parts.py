@@ -83,15 +83,18 @@ def inked_share(seg: Segmentation, regions: list[int]) -> float:
     return float(seg.ink[ring].mean()) if ring.any() else 1.0
 
 
-def outline_mask(key: np.ndarray, seg: Segmentation, regions: list[int], outlined: bool) -> np.ndarray:
-    """The regions' fill plus the ink drawn around and inside them. A part painted without an
-    outline (a cast shadow, a tone) takes no ink, not even the anti-aliased edge of a line next to
-    it: the lines near it belong to what it touches."""
+def outline_mask(key: np.ndarray, seg: Segmentation, regions: list[int], outlined: bool,
+                 moving: np.ndarray) -> np.ndarray:
+    """The regions' fill plus the ink drawn around and inside them, except ink nearer to another
+    moving part's fill (a hand raised beside a head does not carry off the head's outline). A part
+    painted without an outline (a cast shadow, a tone) takes no ink, not even the anti-aliased edge
+    of a line next to it: the lines near it belong to what it touches."""
     fill, near = _fill_and_near(seg, regions)
     if not outlined:
         colours = np.stack([r.colour for r in seg.regions])
         return fill & (np.abs(key.astype(np.float32) - colours[seg.owner]).max(axis=2) <= 40)
-    return fill | (near & seg.ink)
+    elsewhere = moving[seg.owner] & ~np.isin(seg.owner, regions)
+    return fill | (near & seg.ink & ~elsewhere)
 
 
 def adopt_orphans(parts: list[Part], key: np.ndarray, seg: Segmentation, other_figure: np.ndarray,
@@ -215,12 +218,17 @@ def build_parts(
     groups: list[tuple[list[int], list[int]]], held_a: np.ndarray, changed: np.ndarray,
 ) -> list[Part]:
     """Parts with poses, parents, joints and relative poses, parents before children."""
+    moving_a = np.zeros(len(seg_a.regions), bool)
+    moving_a[[i for ra, _ in groups for i in ra]] = True
+    moving_b = np.zeros(len(seg_b.regions), bool)
+    moving_b[[j for _, rb in groups for j in rb]] = True
     parts = []
     for k, (ra, rb) in enumerate(groups):
         # a part is outlined unless one of the keys shows it without ink around it (a cast shadow
         # is bare on the ground in one key even when the figure's line runs along it in the other)
         outlined = min(inked_share(seg_a, ra), inked_share(seg_b, rb) if rb else 1.0) >= INKED_OUTLINE
-        parts.append(Part(k, ra, rb, outline_mask(key_a, seg_a, ra, outlined), outline_mask(key_b, seg_b, rb, outlined)))
+        parts.append(Part(k, ra, rb, outline_mask(key_a, seg_a, ra, outlined, moving_a),
+                          outline_mask(key_b, seg_b, rb, outlined, moving_b)))
     figure_a, figure_b = np.zeros(changed.shape, bool), np.zeros(changed.shape, bool)
     for part in parts:
         figure_a |= part.mask_a

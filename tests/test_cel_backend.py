@@ -64,3 +64,25 @@ def test_art_that_is_not_cel_goes_to_rife_and_says_so():
     assert len(images) == 1 and images[0].shape == noise.shape
     assert backend.describe()["method"] == "rife"
     assert any("RIFE" in w and "flat" in w for w in task.warnings)
+
+
+def test_multi_key_shot_with_a_sketch_through_the_pipeline():
+    """Three keys (the arm up, across, down) and a sketch: every segment goes through the cel method."""
+    from engine.api import Keyframe
+    from engine.backends import BACKEND_MODULES
+    from engine.pipeline import build_request, generate
+
+    if "cel" not in BACKEND_MODULES:
+        pytest.skip("the cel backend is not registered yet")
+    keyframes = [Keyframe(0, art.arm_figure(10), "a.png"), Keyframe(4, art.arm_figure(100), "b.png"),
+                 Keyframe(8, art.arm_figure(30), "c.png")]
+    request = build_request(keyframes, sketches={2: art.sketch_of_arm(80)}, settings=GenerationSettings(backend="cel"))
+    result = generate(request)
+    assert result.provenance["backend"] == "cel"
+    assert result.warnings == []
+    angles = {f: art.limb_angle(result.frames[f].image, art.SHOULDER) for f in (1, 2, 3, 5, 6, 7)}
+    assert angles[2] == pytest.approx(80, abs=3)  # the sketch
+    assert angles[1] == pytest.approx(45, abs=4) and angles[3] == pytest.approx(90, abs=4)
+    assert angles[5] == pytest.approx(82.5, abs=3) and angles[7] == pytest.approx(47.5, abs=3)
+    for f in range(9):
+        assert np.array_equal(result.frames[f].image[140:], keyframes[0].image[140:])  # the ground holds

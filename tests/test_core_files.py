@@ -125,3 +125,14 @@ def test_writability_is_checked_in_words(tmp_path, monkeypatch):
     with pytest.raises(files.UnsafeWriteError, match="no space left on the disk"):
         files.check_writable_folder(tmp_path / "new" / "shot")
     assert not (tmp_path / "new").exists()
+
+
+def test_publish_into_an_empty_folder_is_one_rename_too(tmp_path, monkeypatch):
+    (tmp_path / "shot").mkdir()
+    renames = []
+    real = os.rename
+    monkeypatch.setattr(os, "rename", lambda a, b: renames.append(b) or real(a, b))
+    with files.publish(tmp_path / "shot", ["a.png"]) as staging:
+        (staging / "a.png").write_bytes(b"a")
+    assert renames == [tmp_path / "shot"]
+    assert [p.name for p in (tmp_path / "shot").iterdir()] == ["a.png"]

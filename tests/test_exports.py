@@ -176,6 +176,7 @@ def test_png_sequence_failure_while_encoding_leaves_nothing(tmp_path, monkeypatc
 
 
 def test_png_sequence_failure_while_moving_takes_back_moved_frames(tmp_path, monkeypatch):
+    (tmp_path / "keep.txt").write_text("unrelated")  # a folder with other work: frames move in one by one
     real_replace = exports.os.replace
     calls = []
 
@@ -188,7 +189,7 @@ def test_png_sequence_failure_while_moving_takes_back_moved_frames(tmp_path, mon
     monkeypatch.setattr(exports.os, "replace", failing_replace)
     with pytest.raises(ExportError, match="simulated"):
         exports.write_png_sequence(timeline_on_twos(), tmp_path, exports.SequenceOptions("ball", duplicate_holds=False))
-    assert listing(tmp_path) == []
+    assert listing(tmp_path) == ["keep.txt"]
 
 
 def test_sequence_target_is_checked_from_the_timing_alone(tmp_path):

@@ -257,12 +257,16 @@ def publish(folder: str | os.PathLike, names: Iterable[str], overwrite: bool = F
     """Yield a staging folder; write every file of `names` into it. When the block ends they all
     appear in `folder` under those names, or (on any error, or a crash) none of them does.
 
+    A new or empty `folder` is replaced by the staged one in one rename: nothing is ever visible
+    half-way. Into a folder holding other files the names are moved in one by one under a journal;
+    a crash part-way is rolled back by the next writer into that folder (recover_interrupted).
+
     Without `overwrite` an existing file of those names is refused (DestinationExists) before
     anything moves. With it, the files replaced are moved aside and only deleted once every new
     file is in place; if a rename fails they are put back."""
     folder = Path(folder)
     names = list(names)
-    swap = not os.path.lexists(folder)
+    swap = not os.path.lexists(folder) or _empty_folder(folder)
     if swap:
         folder.parent.mkdir(parents=True, exist_ok=True)
         recover_interrupted(folder.parent)
@@ -292,6 +296,14 @@ def publish(folder: str | os.PathLike, names: Iterable[str], overwrite: bool = F
         _move_in(staging, folder, names)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _empty_folder(folder: Path) -> bool:
+    """An empty real folder, which POSIX lets a rename replace in one step (a mount point refuses it)."""
+    if os.name != "posix" or folder.is_symlink() or not folder.is_dir():
+        return False
+    with os.scandir(folder) as entries:
+        return next(entries, None) is None
 
 
 def check_destinations(folder: Path, names: list[str], overwrite: bool) -> None:

@@ -29,9 +29,11 @@ FB_BETA = 0.5
 MEND_DISTANCES = (1, 2, 4, 8, 16)
 #: Patch (side, pixels) over which a candidate flow's match is measured.
 MEND_PATCH = 5
-#: A dominant-motion candidate is trusted where its patch matches within these mean grey levels
-#: (full trust at the first, none at the second).
-MATCH_GOOD, MATCH_POOR = 3.0, 8.0
+#: A dominant-motion candidate is trusted where its patch cost (structure difference over the
+#: patches' contrast, see _patch_cost) is below the first value, not at all above the second.
+MATCH_GOOD, MATCH_POOR = 0.5, 1.0
+#: Contrast (mean grey levels) below which a patch counts as flat: its noise is not structure.
+MATCH_FLOOR = 4.0
 #: How many dominant motions of the trusted pixels are tried (besides standing still).
 DOMINANT_MOTIONS = 4
 
@@ -87,9 +89,21 @@ def _shifted(field: np.ndarray, dx: int, dy: int) -> np.ndarray:
     return cv2.warpAffine(field, matrix, (w, h), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
 
 
+def _structure(grey: np.ndarray) -> np.ndarray:
+    """Lightly blurred, local mean removed: what a patch shows, not how bright the frame came out
+    (the model's global drift) nor how soft its lines are."""
+    soft = cv2.GaussianBlur(grey.astype(np.float32), (0, 0), 1.0)
+    return soft - cv2.blur(soft, (MEND_PATCH, MEND_PATCH))
+
+
 def _patch_cost(generated: np.ndarray, key: np.ndarray, flow: np.ndarray, xs: np.ndarray, ys: np.ndarray):
+    """Structure difference over a patch between `generated` and the key warped by `flow` (both
+    already passed through _structure), relative to the patches' own contrast: a line the model
+    drew lighter still matches its key line; a line in the wrong place does not."""
     warped = cv2.remap(key, xs + flow[..., 0], ys + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return cv2.blur(np.abs(generated - warped), (MEND_PATCH, MEND_PATCH))
+    patch = (MEND_PATCH, MEND_PATCH)
+    contrast = np.maximum(cv2.blur(np.abs(warped), patch), cv2.blur(np.abs(generated), patch))
+    return cv2.blur(np.abs(generated - warped), patch) / np.maximum(contrast, MATCH_FLOOR)
 
 
 def _mend(generated: np.ndarray, key: np.ndarray, corr: Correspondence) -> Correspondence:
@@ -99,7 +113,7 @@ def _mend(generated: np.ndarray, key: np.ndarray, corr: Correspondence) -> Corre
         return corr
     h, w = generated.shape
     xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    g, k = generated.astype(np.float32), key.astype(np.float32)
+    g, k = _structure(generated), _structure(key)
     flow, consistent = corr.flow.copy(), corr.consistent.copy()
     best = _patch_cost(g, k, flow, xs, ys)
     best[~doubtful] = -1.0  # trusted pixels keep their flow

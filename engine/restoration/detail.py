@@ -62,14 +62,14 @@ class RestoredFrame:
     colour: ColourTransfer
 
 
-def ink_colour(*keys: np.ndarray) -> np.ndarray | None:
-    """The keys' line colour (RGB float32): the typical colour of the darkest line pixels, or None
-    when the keys have (almost) no dark lines."""
+def ink_colour(*keys: np.ndarray, radius: int = 3) -> np.ndarray | None:
+    """The keys' line colour (RGB float32): the typical colour of the darkest line pixels (dark
+    features narrower than a disc of `radius`), or None when the keys have (almost) no dark lines."""
     samples = []
     for key in keys:
         work = to_working(key)
         luma = grey(work)
-        lines = (cv2.morphologyEx(luma, cv2.MORPH_CLOSE, disc(3)) - luma > 40.0) & (key[..., 3] == 255)
+        lines = (cv2.morphologyEx(luma, cv2.MORPH_CLOSE, disc(radius)) - luma > 40.0) & (key[..., 3] == 255)
         samples.append(key[..., :3][lines])
     colours = np.concatenate(samples)
     if len(colours) < 50:
@@ -96,7 +96,8 @@ class DetailRestorer:
         self.drawn_size = drawn_size
         self.palette = palette
         self.keys = [self._prepare(key) for key in (key_start, key_end)]
-        self.ink = ink_colour(key_start, key_end)
+        scale = self.size[0] / drawn_size[0]
+        self.ink = ink_colour(key_start, key_end, radius=max(3, int(np.ceil(2 * scale))))
 
     def _prepare(self, key: np.ndarray) -> _Key:
         full = to_working(key)

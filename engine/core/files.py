@@ -287,11 +287,11 @@ def publish(folder: str | os.PathLike, names: Iterable[str], overwrite: bool = F
             raise UnsafeWriteError(errno.ENOENT, f"{missing[0]} was not written", missing[0])
         if swap and _swap_in(staging, folder):
             return
-        if swap:  # someone created the folder meanwhile: publish file by file after all
+        if swap:  # the folder was filled meanwhile, or is a mount point: publish file by file after all
             moved = staging
             staging = temporary_name(folder / "publish", "staging")
             staging.mkdir()
-            os.replace(moved, staging / _NEW)
+            shutil.move(moved, staging / _NEW)  # a copy when the folder is another file system
         check_destinations(folder, names, overwrite)
         _move_in(staging, folder, names)
     finally:

@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from .. import __version__
@@ -52,11 +53,14 @@ async def read_limited_body(request: Request, limit: int) -> bytes:
         except ValueError:
             raise JobInputError("content-length", f"{declared!r} is not a number", status=400) from None
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise RequestTooLarge
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise RequestTooLarge
+            chunks.append(chunk)
+    except ClientDisconnect:  # gone, or closed for sending too slowly (connections.py): not a server error
+        raise JobInputError("body", "the client stopped sending the request", status=408) from None
     return b"".join(chunks)
 
 

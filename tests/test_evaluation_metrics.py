@@ -156,3 +156,15 @@ def test_lpips_is_zero_for_the_same_image_symmetric_and_grows_with_noise():
     assert lpips.distance(image, image) == pytest.approx(0.0, abs=1e-7)
     assert lpips.distance(image, noisy[0]) == pytest.approx(lpips.distance(noisy[0], image), rel=1e-5)
     assert 0 < lpips.distance(image, noisy[0]) < lpips.distance(image, noisy[1])
+
+
+def test_whole_image_edge_widths_match_the_per_pixel_definition():
+    import cv2
+
+    from evaluation.cpbd import edge_widths
+
+    rng = np.random.default_rng(4)
+    grey = cv2.GaussianBlur(rng.integers(0, 255, (40, 60)).astype(np.uint8), (0, 0), 1.5).astype(np.float64)
+    rising = cv2.Sobel(grey, cv2.CV_64F, 1, 0, ksize=3) > 0
+    widths = edge_widths(grey, rising)
+    assert all(widths[y, x] == edge_width(grey[y], x, bool(rising[y, x])) for y in range(40) for x in range(60))

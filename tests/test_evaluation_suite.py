@@ -21,6 +21,8 @@ from evaluation.networks import MetricNetworks
 from evaluation.report import write_report
 from evaluation.suite import METRICS, evaluate
 
+pytestmark = pytest.mark.slow  # random AlexNet + CLIP + I3D stand-ins: about a minute on 2 cores
+
 TRIPLETS = Path(__file__).resolve().parents[2] / "shared" / "cartoon" / "triplets.json"
 
 

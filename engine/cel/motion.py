@@ -29,6 +29,9 @@ COARSE_STEP = 10.0
 TURN_PRIOR = 0.02
 #: The same preference for a jointed part, against bending its joint far from its parent's turn.
 JOINT_TURN_PRIOR = 0.03
+#: A free part turns by more than 45 degrees from the expected turn only when that fits at least
+#: this much better than the best pose near the expected turn.
+BIG_TURN_MARGIN = 0.06
 #: An affine (squash and stretch) pose replaces the similarity only when it scores this much better.
 AFFINE_GAIN = 0.03
 
@@ -170,8 +173,14 @@ def fit_free(a: Shape, b: Shape, prior_turn: float = 0.0) -> Motion:
         return float(overlap_score(m, a, b)) - TURN_PRIOR * abs(_wrap(theta - prior_turn))
 
     step_px = max(1.0, 0.08 * b.size)
-    (theta, log_s, tx, ty), best = _refine(score, [start, math.log(scale0), 0.0, 0.0],
-                                           [math.radians(5), 0.06, step_px, step_px])
+    steps = [math.radians(5), 0.06, step_px, step_px]
+    (theta, log_s, tx, ty), best = _refine(score, [start, math.log(scale0), 0.0, 0.0], steps)
+    # a big turn must earn its place: a pose near the expected turn that fits almost as well wins
+    # (a body whose outline changes because an arm crosses it has not somersaulted)
+    if abs(_wrap(theta - prior_turn)) > math.radians(45):
+        near, near_best = _refine(score, [prior_turn, math.log(scale0), 0.0, 0.0], steps)
+        if near_best >= best - BIG_TURN_MARGIN:
+            (theta, log_s, tx, ty), best = near, near_best
     theta = _wrap(theta)
     m = _similarity(theta, math.exp(log_s), a.centroid, b.centroid + np.array([tx, ty]))
     motion = Motion(m, theta, float(overlap_score(m, a, b)))

@@ -4,6 +4,7 @@
     inbetween models verify FILE          is FILE a usable ToonCrafter / sketch encoder / OpenCLIP file?
     inbetween models import FILE [--clip F]  convert FILE to fp16 safetensors in the store
     inbetween models download [NAME ...]  fetch known files (resumable, sha256-checked)
+    inbetween models export-onnx [--fp16]  export the installed weights for ONNX Runtime (--runtime onnx)
 
 The lead's CLI calls `register(subparsers)` and `run(args)`.
 """
@@ -30,7 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     # Also accepted after the subcommand (`inbetween models list --models-dir D`).
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--models-dir", default=argparse.SUPPRESS, help=store_help)
-    sub = parser.add_subparsers(dest="models_command", required=True, metavar="{list,verify,import,download}")
+    sub = parser.add_subparsers(
+        dest="models_command", required=True, metavar="{list,verify,import,download,export-onnx}"
+    )
     sub.add_parser("list", parents=[common], help="show the model store and the known downloads")
     verify = sub.add_parser("verify", parents=[common], help="check a weights file against the expected keys and shapes")
     verify.add_argument("file")
@@ -47,6 +50,19 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help=f"any of {', '.join(KNOWN_FILES)} (default: tooncrafter sketch-encoder)",
     )
     down.add_argument("--quiet", action="store_true", help="no progress output")
+    export = sub.add_parser(
+        "export-onnx", parents=[common],
+        help="export the installed weights to ONNX in the model store (for --runtime onnx)",
+        description="Export the installed ToonCrafter weights (and the sketch encoder when installed) to ONNX "
+        "files in the model store, next to the weights. Resumes an interrupted export; see docs/onnx.md.",
+    )
+    export.add_argument("--fp16", action="store_true", help="float16 weights (for the CUDA provider; default float32)")
+    export.add_argument("--checkpoint", help="weights file or store name to export (default: the store's best)")
+    export.add_argument("--sketch-checkpoint", help="sketch encoder weights (default: the store's, when installed)")
+    export.add_argument("--model-config", help="a reference config.json for weights of another architecture "
+                        "(tiny test models); default: the released model")
+    export.add_argument("--force", action="store_true", help="replace an existing export of these weights")
+    export.add_argument("--check", action="store_true", help="also run every graph in onnxruntime against PyTorch")
     return parser
 
 
@@ -105,7 +121,31 @@ def _list(store) -> int:
         print(f"sketch guidance: {files.sketch_encoder.name if files.sketch_encoder else 'not installed'}")
     except EngineError as exc:
         print(f"tooncrafter backend: unavailable: {exc}")
+    _list_exports(store)
     return 0
+
+
+def _list_exports(store) -> None:
+    import json
+
+    from .tooncrafter.runtimes.onnx_folder import PARTIAL_NAME, STORE_SUBDIR, store_exports
+
+    exports = store_exports(store.root)
+    base = store.root / STORE_SUBDIR
+    unfinished = sorted(p for p in base.iterdir() if (p / PARTIAL_NAME).is_file()) if base.is_dir() else []
+    if not exports and not unfinished:
+        print("ONNX exports: none (`inbetween models export-onnx` makes one for --runtime onnx)")
+        return
+    print(f"ONNX exports in {base}:")
+    for folder in exports:
+        manifest = json.loads((folder / "onnx_export.json").read_text(encoding="utf-8"))
+        graphs = manifest.get("graphs", {})
+        size = sum(g.get("bytes", 0) for g in graphs.values())
+        sketch = "with sketch guidance" if "unet_sketch" in graphs else "without sketch guidance"
+        print(f"  {folder.name:<44} {manifest.get('precision', '?')}, {len(graphs)} graphs, {_size(size)}, {sketch}")
+    for folder in unfinished:
+        if folder not in exports:
+            print(f"  {folder.name:<44} unfinished: `inbetween models export-onnx` resumes it")
 
 
 def _verify(args) -> int:
@@ -161,6 +201,48 @@ def _download(store, args) -> int:
     return 0
 
 
+def _export_onnx(store, args) -> int:
+    from export_onnx.exporter import ExportError, ExportSettings, export_folder, graphs_for
+    from export_onnx.sources import from_checkpoint
+
+    from .tooncrafter.runtimes.onnx_folder import MANIFEST_NAME, store_export_folder
+    from .tooncrafter.weights.store import locate_weights
+
+    files = locate_weights(store, args.checkpoint, args.sketch_checkpoint)
+    precision = "fp16" if args.fp16 else "fp32"
+    folder = store_export_folder(store.root, files.tooncrafter, precision)
+    if (folder / MANIFEST_NAME).is_file() and not args.force:
+        print(f"{files.tooncrafter.name} is already exported ({precision}) in {folder}; --force exports it again")
+        return 0
+    parts = ["clip", "resampler", "vae", "unet"] + (["sketch"] if files.sketch_encoder else [])
+    print(f"exporting {files.tooncrafter.name}" + (f" and {files.sketch_encoder.name}" if files.sketch_encoder else "")
+          + f" ({precision}) to {folder}")
+    if not files.sketch_encoder:
+        print("  the sketch encoder is not installed: the export will run without sketch guidance")
+    config = None
+    if args.model_config:
+        import json
+        from pathlib import Path
+
+        from .tooncrafter.networks.config import tiny_from_reference
+
+        config = tiny_from_reference(json.loads(Path(args.model_config).read_text(encoding="utf-8")))
+    try:
+        source = from_checkpoint(files.tooncrafter, files.clip, files.sketch_encoder, precision, config)
+        _, results = export_folder(
+            folder, source, None, graphs_for(parts), ExportSettings(check=args.check), force=args.force,
+            report=lambda line: print("  " + line, flush=True),
+        )
+    except ExportError as exc:
+        raise EngineError(str(exc)) from None
+    failed = [r for r in results if not r.passed]
+    if failed:
+        print(f"{len(failed)} of {len(results)} checks failed: the export is not trustworthy", file=sys.stderr)
+        return 1
+    print(f"done: `--runtime onnx` (or auto) now finds {folder.name}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from .tooncrafter.weights.store import ModelStore
 
@@ -172,6 +254,8 @@ def run(args: argparse.Namespace) -> int:
             return _verify(args)
         if args.models_command == "import":
             return _import(store, args)
+        if args.models_command == "export-onnx":
+            return _export_onnx(store, args)
         return _download(store, args)
     except EngineError as exc:
         print(f"inbetween models: error: {exc}", file=sys.stderr)

@@ -59,11 +59,13 @@ def from_checkpoint(
     clip: str | Path | None = None,
     sketch_checkpoint: str | Path | None = None,
     precision: str = "fp32",
+    config: ToonCrafterConfig | None = None,
 ) -> ToonCrafterSource:
-    """The released model from `model.ckpt` (or the fp16 safetensors plus an OpenCLIP file)."""
+    """The released model from `model.ckpt` (or the fp16 safetensors plus an OpenCLIP file), or the
+    weights of another architecture described by `config`."""
     from engine.tooncrafter.weights.checkpoint import load_sketch_encoder, load_tooncrafter
 
-    config = ToonCrafterConfig()
+    config = config or ToonCrafterConfig()
     dtype = PRECISIONS[precision]
     model = load_tooncrafter(checkpoint, clip, config, dtype, "cpu")
     sketch = load_sketch_encoder(sketch_checkpoint, config, dtype, "cpu") if sketch_checkpoint else None

@@ -21,6 +21,13 @@ def _store():
     return ModelStore()
 
 
+def default_config():
+    """The architecture of the weights the store holds: the released model's."""
+    from ..tooncrafter.networks.config import ToonCrafterConfig
+
+    return ToonCrafterConfig()
+
+
 def availability(settings: GenerationSettings) -> tuple[bool, str]:
     """Ready when the runtime the settings ask for (auto: either) can run the installed model."""
     from ..tooncrafter.runtimes import resolve_runtime
@@ -58,7 +65,6 @@ class ToonCrafterBackend(Backend):
         """Loads the weights the settings name (or the store's best) on the runtime they ask for.
         `model` hands over an already built ToonCrafterModel instead (PyTorch; benchmarks with
         random weights); `config` must match it or the weights."""
-        from ..tooncrafter.networks.config import ToonCrafterConfig
         from ..tooncrafter.runtimes import resolve_runtime
         from ..tooncrafter.segment import SegmentStrategy
         from ..tooncrafter.weights.store import WeightFiles, locate_weights
@@ -81,7 +87,7 @@ class ToonCrafterBackend(Backend):
         else:
             from ..tooncrafter.runtimes.torch_runtime import TorchRunner
 
-            config = config or (model.config if model is not None else ToonCrafterConfig())
+            config = config or (model.config if model is not None else default_config())
             if model is None:
                 self.files = locate_weights(self.store, settings.checkpoint, settings.sketch_checkpoint)
             else:

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The GPU device check: one prepared run, under 8 minutes on one GPU, no downloads, random
+# full-size weights. Measures torch fp16/bf16 parity against fp32, the parity/fast/low-VRAM modes
+# (s/step, end-to-end, peak VRAM, with and without sketches) and the UNet on ONNX Runtime's CUDA
+# provider (which provider really ran, s/forward, difference to PyTorch).
+#
+#   bash bench/device_check.sh [OUT_DIR]        # results: OUT_DIR/device_check.json and .log
+#
+# Needs a CUDA build of PyTorch and onnxruntime-gpu (not onnxruntime: see docs/onnx.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT="${1:-${OUT:-/tmp/device_check}}"
+mkdir -p "$OUT"
+PY="${PYTHON:-.venv/bin/python}"
+[ -x "$PY" ] || PY=python3
+
+{
+  echo "== $(date -u +%FT%TZ) $(hostname)"
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || echo "nvidia-smi unavailable"
+  "$PY" - <<'PYEOF'
+import torch, onnxruntime as ort
+print("torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available())
+print("onnxruntime", ort.__version__, ort.get_available_providers())
+PYEOF
+  # 10 steps per timed pass keep the whole check near 5 minutes on an H100/H200-class GPU;
+  # s/step is the median step, so it does not depend on the step count.
+  timeout 420 "$PY" bench/gpu_tooncrafter.py --steps 10 --precision fp16 --json "$OUT/device_check.json"
+} 2>&1 | tee "$OUT/device_check.log"

@@ -65,7 +65,7 @@ def synthetic_set(root: Path, frames: int, seed: int) -> list[Path]:
             for m in synthetic_cel.MOTIONS]
 
 
-def run_synthetic(backend, name: str, folders: list[Path], gaps: list[int], out: Path, frames: int) -> dict:
+def run_synthetic(backend, name: str, folders: list[Path], gaps: list[int], out: Path, frames: int, resume: bool = False) -> dict:
     """Per gap: the scorer's per-frame rows of every motion, and the drawing time."""
     settings = GenerationSettings(backend=name, device="cpu")
     result = {}
@@ -74,12 +74,12 @@ def run_synthetic(backend, name: str, folders: list[Path], gaps: list[int], out:
         rows, drawn, seconds, cpu = [], 0, 0.0, 0.0
         for folder in folders:
             pred = out / name / "synthetic" / f"g{gap}" / folder.name
-            n, s, c = draw_segments(folder_segments(folder, keys, pred), backend, settings, log_every=0)
+            n, s, c = draw_segments(folder_segments(folder, keys, pred), backend, settings, log_every=0, skip_existing=resume)
             drawn, seconds, cpu = drawn + n, seconds + s, cpu + c
             scored = score_folder(folder, pred, keys)
             rows += [{**r, "motion": folder.name} for r in scored["per_frame"]]
         result[gap] = {"rows": rows, "frames": drawn, "seconds": seconds, "cpu": cpu}
-        print(f"  {name}: synthetic gap {gap}: {drawn} in-betweens, {drawn / seconds:.2f}/s", flush=True)
+        print(f"  {name}: synthetic gap {gap}: {drawn} in-betweens drawn" + (f", {drawn / seconds:.2f}/s" if drawn else ""), flush=True)
     return result
 
 
@@ -251,6 +251,52 @@ def write_sheets(backends: dict, folders: list[Path], out: Path, frames: int) ->
     return written
 
 
+def write_report(args, names: list[str], folders: list[Path], syn_results: dict, trip_results: dict, started: float,
+                 timing: dict[str, tuple[int, float, float]]) -> None:
+    """Print the tables and write <out>/report.md and summary.json (called again as results come in)."""
+    top_gap = max(args.synthetic_gaps)
+
+    def rate(n: str) -> tuple[float | None, float | None]:
+        frames, wall, cpu = timing[n]
+        return (frames / wall, 1000 * cpu / frames) if frames else (None, None)
+
+    speed = {n: rate(n)[0] for n in names}
+    cpu_ms = {n: rate(n)[1] for n in names}
+    load = os.getloadavg()[0]
+    syn = synthetic_groups(syn_results, names, args.synthetic_gaps)
+    lines = [f"## cel_quality: {', '.join(LABELS.get(n, n) for n in names)} vs cross-fade "
+             f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, torch threads {args.threads})", ""]
+    lines += gap_table(f"Synthetic cels ({len(folders)} motions, 512x320, seed {args.seed})", syn, ALL_METRICS, names)
+    lines += per_motion(syn_results, names, top_gap)
+    trip = None
+    if trip_results:
+        trip = triplet_groups(trip_results, names)
+        lines += gap_table(f"Real anime triplets ({'quick subset' if args.quick else 'all cases'})", trip, METRICS, names)
+
+    def show(v: float | None, f: str) -> str:
+        return "—" if v is None else format(v, f)
+
+    lines += [f"### Speed at 512x320 ({timing[names[0]][0]} in-betweens of the synthetic set, gap {top_gap}: {top_gap - 1} "
+              f"per segment; load average {load:.1f} on {os.cpu_count()} cores)", "",
+              "| | " + " | ".join(LABELS.get(n, n) for n in names) + " |", "|---|" + "---|" * len(names),
+              "| in-betweens/s (wall) | " + " | ".join(show(speed[n], ".2f") for n in names) + " |",
+              "| CPU ms per in-between | " + " | ".join(show(cpu_ms[n], ".0f") for n in names) + " |", ""]
+    if trip_results:
+        lines.append("Triplets (1, 3 or 7 per segment): " + ", ".join(
+            f"{LABELS.get(n, n)} {show(trip_results[n]['speed'], '.2f')}/s ({show(trip_results[n]['cpu_ms'], '.0f')} CPU ms each)"
+            for n in names))
+        lines.append("")
+    if speed.get("cel") is not None:
+        lines += targets(syn, trip, speed, names)
+    report = "\n".join(lines)
+    print("\n" + report, flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "report.md").write_text(report + "\n")
+    (args.out / "summary.json").write_text(json.dumps(
+        {"synthetic": syn, "triplets": trip, "speed": speed, "cpu_ms_per_inbetween": cpu_ms, "load_average": load,
+         "quick": args.quick, "threads": args.threads, "minutes": (time.time() - started) / 60}, indent=1))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--backends", nargs="+", default=["cel", "rife"], help="backends to run side by side (default cel rife)")
@@ -262,6 +308,9 @@ def main() -> None:
     ap.add_argument("--triplet-gaps", type=int, nargs="*", help="triplets: only these gaps (2, 4, 8)")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2: this machine's cores)")
     ap.add_argument("--sheets", action="store_true", help="write contact sheets to <out>/sheets")
+    ap.add_argument("--speed-motions", type=int, default=2, help="synthetic motions in the timed pass (default 2: 14 in-betweens)")
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the in-betweens an interrupted run drew (speed then covers only what this run draws)")
     ap.add_argument("--out", type=Path, default=REPO / "out" / "bench" / "cel_quality")
     args = ap.parse_args()
 
@@ -273,56 +322,32 @@ def main() -> None:
     names = list(backends)
     folders = synthetic_set(args.out / "synthetic_truth", args.frames, args.seed)
 
-    # warm-up (first-call costs are not the backend's steady speed), then everything timed
-    warm = folder_segments(folders[0], [0, args.frames - 1], args.out / "warmup")
+    # warm-up (first-call costs are not the backend's steady speed), then a timed pass, backends side by side
+    top = [0, args.frames - 1]
+    warm = folder_segments(folders[0], top, args.out / "warmup")
     for name, backend in backends.items():
         draw_segments(warm, backend, GenerationSettings(backend=name, device="cpu"), log_every=0)
+    timing = {}
+    for name, backend in backends.items():
+        segs = [s for f in folders[:args.speed_motions] for s in folder_segments(f, top, args.out / name / "speed" / f.name)]
+        timing[name] = draw_segments(segs, backend, GenerationSettings(backend=name, device="cpu"), log_every=0)
 
     syn_results, trip_results = {}, {}
     started = time.time()
     for name, backend in backends.items():
-        syn_results[name] = run_synthetic(backend, name, folders, args.synthetic_gaps, args.out, args.frames)
+        syn_results[name] = run_synthetic(backend, name, folders, args.synthetic_gaps, args.out, args.frames, args.resume)
+    write_report(args, names, folders, syn_results, trip_results, started, timing)
     if not args.no_triplets:
         cases = load_triplets(args.quick, args.triplet_gaps)
         for name, backend in backends.items():
             pred_root = args.out / name / ("triplets_quick" if args.quick else "triplets")
             n, s, c = draw_segments(triplet_segments(cases, TRIPLETS.parent, pred_root), backend,
-                                    GenerationSettings(backend=name, device="cpu"), log_every=50)
+                                    GenerationSettings(backend=name, device="cpu"), log_every=50, skip_existing=args.resume)
             trip_results[name] = score_triplets(pred_root, args.quick, args.triplet_gaps)
-            trip_results[name]["speed"] = n / s
-            trip_results[name]["cpu_ms"] = 1000 * c / n
-    top_gap = max(args.synthetic_gaps)
-    speed = {n: syn_results[n][top_gap]["frames"] / syn_results[n][top_gap]["seconds"] for n in names}
-    cpu_ms = {n: 1000 * syn_results[n][top_gap]["cpu"] / syn_results[n][top_gap]["frames"] for n in names}
-    load = os.getloadavg()[0]
-
-    syn = synthetic_groups(syn_results, names, args.synthetic_gaps)
-    lines = [f"## cel_quality: {', '.join(LABELS.get(n, n) for n in names)} vs cross-fade "
-             f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, torch threads {args.threads})", ""]
-    lines += gap_table(f"Synthetic cels ({len(folders)} motions, 512x320, seed {args.seed})", syn, ALL_METRICS, names)
-    lines += per_motion(syn_results, names, top_gap)
-    trip = None
-    if trip_results:
-        trip = triplet_groups(trip_results, names)
-        lines += gap_table(f"Real anime triplets ({'quick subset' if args.quick else 'all cases'})", trip, METRICS, names)
-    lines += [f"### Speed at 512x320 (synthetic gap {top_gap}: {top_gap - 1} in-betweens per segment; "
-              f"load average {load:.1f} on {os.cpu_count()} cores)", "",
-              "| | " + " | ".join(LABELS.get(n, n) for n in names) + " |", "|---|" + "---|" * len(names),
-              "| in-betweens/s (wall) | " + " | ".join(f"{speed[n]:.2f}" for n in names) + " |",
-              "| CPU ms per in-between | " + " | ".join(f"{cpu_ms[n]:.0f}" for n in names) + " |", ""]
-    if trip_results:
-        lines.append("Triplets (1, 3 or 7 per segment): " + ", ".join(
-            f"{LABELS.get(n, n)} {trip_results[n]['speed']:.2f}/s ({trip_results[n]['cpu_ms']:.0f} CPU ms each)" for n in names))
-        lines.append("")
-    lines += targets(syn, trip, speed, names)
-    report = "\n".join(lines)
-    print("\n" + report)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "report.md").write_text(report + "\n")
-    (args.out / "summary.json").write_text(json.dumps(
-        {"synthetic": syn, "triplets": trip, "speed": speed, "cpu_ms_per_inbetween": cpu_ms, "load_average": load,
-         "quick": args.quick, "threads": args.threads,
-         "minutes": (time.time() - started) / 60}, indent=1))
+            trip_results[name]["speed"] = n / s if n else None
+            trip_results[name]["cpu_ms"] = 1000 * c / n if n else None
+            if len(trip_results) == len(names):
+                write_report(args, names, folders, syn_results, trip_results, started, timing)
     if args.sheets:
         for path in write_sheets(backends, folders, args.out, args.frames):
             print(path)

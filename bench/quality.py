@@ -75,10 +75,12 @@ def make_backend(name: str, *, variant: str = DEFAULT_VARIANT, scale: float = 1.
 
 
 def draw_segments(segments: Sequence[Segment], backend: Backend, settings: GenerationSettings,
-                  log_every: int = 20) -> tuple[int, float, float]:
+                  log_every: int = 20, skip_existing: bool = False) -> tuple[int, float, float]:
     """Draw every segment's in-betweens to its output files; returns (frames drawn, wall seconds,
     process CPU seconds) spent in `interpolate` alone (reading keys and writing PNGs are not the
-    backend's cost). CPU time is the steadier figure on a machine shared with other jobs."""
+    backend's cost). CPU time is the steadier figure on a machine shared with other jobs.
+    `skip_existing` resumes an interrupted run: segments whose files all exist are not drawn again
+    (nor counted)."""
     keys: dict[Path, np.ndarray] = {}
 
     def key(path: Path) -> np.ndarray:
@@ -88,6 +90,8 @@ def draw_segments(segments: Sequence[Segment], backend: Backend, settings: Gener
 
     frames, seconds, cpu = 0, 0.0, 0.0
     for n, seg in enumerate(segments, 1):
+        if skip_existing and all(p.exists() for p in seg.outputs):
+            continue
         task = InbetweenTask(key(seg.key_start), key(seg.key_end), seg.taus, settings)
         start, start_cpu = time.perf_counter(), time.process_time()
         images = backend.interpolate(task, no_progress, CancelToken())

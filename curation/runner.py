@@ -139,6 +139,8 @@ def assemble(rows: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
     for column, kind in (("start_frame", "int64"), ("end_frame", "int64"), ("width", "int64"), ("height", "int64"),
                          ("shot_index", "int64"), ("fps", "float64"), ("kept", "bool")):
         manifest[column] = manifest[column].astype(kind)
+    for column in ("motion", "text_area", "aesthetic", "clip_first", "clip_middle", "clip_last", "clip_text_video"):
+        manifest[column] = pd.to_numeric(manifest[column], errors="coerce").astype("float64")  # all-empty arrives as None from Ray
     for column in ("clip_id", "source", "split", "reject_reason", "caption", "text_detector"):
         manifest[column] = manifest[column].fillna("").astype(str)
     return manifest, unreadable

@@ -38,7 +38,7 @@ def test_a_shifted_key_comes_back_as_the_shifted_full_resolution_key():
     image = to_straight(restored.image)
     diff = np.abs(image.astype(int) - truth.astype(int)).max(-1)[BORDER:-BORDER, BORDER:-BORDER]
     assert (diff == 0).mean() > 0.99  # the key's own pixels, copied, not resampled
-    assert np.percentile(diff, 99.9) <= 8
+    assert diff.mean() < 1.0
     # what plain enlargement of the model-resolution frame gives, for scale
     bicubic = resize(resize(truth, DRAWN), (512, 320))
     plain = np.abs(bicubic.astype(int) - truth.astype(int)).max(-1)[BORDER:-BORDER, BORDER:-BORDER]

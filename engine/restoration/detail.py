@@ -34,6 +34,9 @@ PHOTO_REJECTED = 36.0
 #: also have passed the forward–backward check; in flat areas any flow landing on the same colour
 #: is as good as the true one.
 STRUCTURE = 12.0
+#: Share of the warped key's local contrast the generated frame must show there (the model draws
+#: lines lighter, so well under 1).
+MISSING_SHARE = 0.35
 #: Feathering of the trust masks at model resolution (pixels); the enlargement softens them further.
 FEATHER = 1.0
 #: Resampling of the warped key: cubic keeps lines crisp at sub-pixel positions.
@@ -41,6 +44,11 @@ WARP_INTERPOLATION = cv2.INTER_CUBIC
 #: A full-resolution displacement this close to a whole pixel is taken as that whole pixel: a
 #: slid or held cel is then copied pixel for pixel, with no resampling at all.
 SNAP_TO_PIXEL = 0.25
+#: A flow step between neighbouring model pixels beyond this (pixels) is a seam between motions.
+FLOW_JUMP = 1.0
+#: Along such seams, a warped key colour this far (RGBA, grey levels) outside the upscaled frame's
+#: local colours is a sliver of a line that does not belong there.
+SLIVER_ERROR = 60.0
 
 
 @dataclass
@@ -129,8 +137,14 @@ class DetailRestorer:
         outside = np.maximum(low - generated, 0.0) + np.maximum(generated - high, 0.0)
         error = np.sqrt((outside**2).sum(-1))
         photometric = np.clip((PHOTO_REJECTED - error) / (PHOTO_REJECTED - PHOTO_TRUSTED), 0.0, 1.0)
-        structure = np.clip((grey(high) - grey(low)) / STRUCTURE, 0.0, 1.0)
-        trust = photometric * (1.0 - structure * (1.0 - corr.consistent))
+        key_range = grey(high) - grey(low)
+        structure = np.clip(key_range / STRUCTURE, 0.0, 1.0)
+        # a line the warped key puts where the generated frame is plain is a ghost, however well the
+        # colours nearby agree: the generated frame must show a good part of the key's contrast
+        generated_luma = grey(generated)
+        generated_range = cv2.dilate(generated_luma, kernel) - cv2.erode(generated_luma, kernel)
+        present = np.clip(1.0 - (MISSING_SHARE * key_range - generated_range) / STRUCTURE, 0.0, 1.0)
+        trust = photometric * present * (1.0 - structure * (1.0 - corr.consistent))
         trust = cv2.erode(trust, kernel, borderType=cv2.BORDER_REPLICATE)
         return cv2.GaussianBlur(trust, (0, 0), FEATHER)
 
@@ -161,9 +175,39 @@ class DetailRestorer:
 
         if self.palette is not None:
             generated = snap_to_palette(generated, self.palette)
-        upscaled = upscale_lines(generated, self.size, where=trust < 0.999, ink=self.ink)
+        seams = self._flow_seams(corrs, share_a)
+        upscaled = upscale_lines(generated, self.size, where=(trust < 0.999) | seams, ink=self.ink)
+        trust = self._reject_slivers(warped, upscaled, trust, seams)
         image = warped * trust[..., None] + upscaled * (1.0 - trust[..., None])
         return RestoredFrame(image, trust, colour)
+
+    def _flow_seams(self, corrs: list[Correspondence], share_a: np.ndarray) -> np.ndarray:
+        """Full-resolution pixels next to a jump in the flow (bool). Enlarging a flow field blends the
+        two motions across a jump, and the warp can pull a sliver of some far-away key line there,
+        thinner than a model pixel and so invisible to the checks at model resolution."""
+        kernel = np.ones((3, 3), np.uint8)
+        jump = np.zeros(share_a.shape, bool)
+        for corr in corrs:
+            for c in range(2):
+                component = corr.flow[..., c]
+                jump |= (cv2.dilate(component, kernel) - cv2.erode(component, kernel)) > FLOW_JUMP
+        jump = cv2.dilate(jump.astype(np.uint8), kernel)
+        width, height = self.size
+        return cv2.resize(jump, (width, height), interpolation=cv2.INTER_NEAREST).astype(bool)
+
+    def _reject_slivers(self, warped: np.ndarray, upscaled: np.ndarray, trust: np.ndarray, seams: np.ndarray):
+        """Along flow seams, where the line-preserving upscale is plain, warped key pixels must lie
+        within its colours; a dark sliver there is dropped."""
+        if not seams.any():
+            return trust
+        kernel = disc(2)
+        low, high = cv2.erode(upscaled, kernel), cv2.dilate(upscaled, kernel)
+        outside = np.maximum(low - warped, 0.0) + np.maximum(warped - high, 0.0)
+        error = np.sqrt((outside**2).sum(-1))
+        plain = grey(high) - grey(low) < SLIVER_ERROR / 2  # the upscale shows no edge of its own here
+        sliver = (seams & plain & (error > SLIVER_ERROR)).astype(np.float32)
+        keep = 1.0 - np.clip(cv2.GaussianBlur(cv2.dilate(sliver, kernel), (0, 0), 1.0) * 2.0, 0.0, 1.0)
+        return trust * keep
 
     def _warp_full(self, key: _Key, corr: Correspondence, needed: np.ndarray, weight: np.ndarray) -> np.ndarray:
         """The full-resolution key warped by the (enlarged) correspondence, times `weight`."""

@@ -49,6 +49,10 @@ class DualRefAutoencoderConfig:
     scale_factor: float = 0.18215
     #: Frames decoded together (the config's temporal_length); refs go to each chunk's ends.
     decode_chunk_frames: int = 16
+    #: Lean decode: frames of a chunk computed at once by the exact frame-streamed decoder, so the
+    #: decode's activations stop growing with the frame count (None: the whole chunk, fastest).
+    #: Unlike decode_chunk_frames it does not change the result.
+    decode_frames_at_once: int | None = None
 
     def __post_init__(self) -> None:
         if self.embed_dim != self.z_channels:
@@ -63,6 +67,8 @@ class DualRefAutoencoderConfig:
             raise ValueError(f"fusion_levels {bad} are outside the {len(self.ch_mult)} decoder levels")
         if self.decode_chunk_frames < 1:
             raise ValueError(f"decode_chunk_frames must be at least 1, got {self.decode_chunk_frames}")
+        if self.decode_frames_at_once is not None and self.decode_frames_at_once < 1:
+            raise ValueError(f"decode_frames_at_once must be at least 1, got {self.decode_frames_at_once}")
 
     @classmethod
     def from_dict(cls, data: Mapping, **overrides) -> DualRefAutoencoderConfig:
@@ -201,6 +207,7 @@ class DualRefAutoencoder(nn.Module):
             fusion_dim_head=config.fusion_dim_head,
             kernel_t=config.kernel_t,
         )
+        self.decoder.set_frames_at_once(config.decode_frames_at_once)
         self.quant_conv = nn.Conv2d(2 * config.z_channels, 2 * config.embed_dim, 1)
         #: In the checkpoint but never used by the dual-reference decode (kept for strict loading).
         self.post_quant_conv = nn.Conv2d(config.embed_dim, config.z_channels, 1)

@@ -12,6 +12,10 @@ re-injects the two keyframes' encoder features, so lines and flat colours surviv
   to the first and last frame only; a final combiner after norm_out+swish uses the conv_in map.
 
 Reference maps are (B, C, 2, h, w): slot 0 is the first keyframe, slot 1 the last.
+
+`frames_at_once` (None: the whole clip together, fastest) switches to the exact frame-streamed
+decode of `frame_streaming`: only that many frames' activations (plus the temporal halo) are
+computed at once and one full-resolution activation of the clip is held, whatever the frame count.
 Parameter names follow the checkpoint (`decoder.up.<level>.block.<i>.time_stack...`).
 """
 
@@ -23,6 +27,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.tooncrafter.networks.frame_streaming import (
+    FrameMap,
+    group_norm_with_statistics,
+    group_statistics,
+    map_frames,
+    stack_frames,
+    temporal_conv_window,
+)
 from engine.tooncrafter.networks.normalization import Float32GroupNorm
 from engine.tooncrafter.networks.vae_encoder import MidBlock, ResnetBlock, SpatialSelfAttention, vae_group_norm
 
@@ -79,6 +91,48 @@ class VideoResnetBlock(ResnetBlock):
         alpha = torch.sigmoid(self.mix_factor).to(spatial.dtype)
         return _video_to_frames(alpha * temporal + (1.0 - alpha) * spatial)
 
+    def spatial_frames(self, x: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """The 2-D half alone, frame by frame (a `FrameMap`)."""
+        return super().forward(x)
+
+    def mix_streamed(self, frames: list[torch.Tensor], step: int) -> None:
+        """The temporal half and the learned mix on the 2-D outputs `frames` of one clip (a list of
+        (1, C, h, w)), `step` output frames at a time, replacing the entries. Each output frame needs
+        the spatial frames within two conv radii; both GroupNorms use whole-clip statistics."""
+        stack = self.time_stack
+        norm1, conv1 = stack.in_layers[0], stack.in_layers[2]
+        norm2, dropout, conv2 = stack.out_layers[0], stack.out_layers[2], stack.out_layers[3]
+        radius = conv1.kernel_size[0] // 2
+        total = len(frames)
+        source: list = list(frames)
+        stats1 = group_statistics(source, norm1.num_groups)
+
+        def first_conv(start: int, stop: int) -> torch.Tensor:
+            lo, hi = max(0, start - radius), min(total, stop + radius)
+            act = stack_frames(source, lo, hi, lambda f: F.silu(group_norm_with_statistics(f, norm1, stats1)))
+            return temporal_conv_window(conv1, act, lo, total, start, stop)
+
+        stats2 = group_statistics(
+            (first_conv(s, min(total, s + step)) for s in range(0, total, step)), norm2.num_groups
+        )
+        alpha = torch.sigmoid(self.mix_factor).to(frames[0].dtype)
+        for start in range(0, total, step):
+            stop = min(total, start + step)
+            lo, hi = max(0, start - radius), min(total, stop + radius)
+            hidden = first_conv(lo, hi)
+            act = dropout(F.silu(group_norm_with_statistics(hidden, norm2, stats2)))
+            del hidden
+            temporal = temporal_conv_window(conv2, act, lo, total, start, stop)
+            del act
+            spatial = stack_frames(source, start, stop)
+            temporal.add_(spatial).mul_(alpha)
+            temporal.add_(spatial.mul_(1.0 - alpha))
+            out = temporal[0].transpose(0, 1).contiguous()
+            for j, frame in enumerate(out.split(1)):
+                frames[start + j] = frame
+            for t in range(max(0, start - 2 * radius), max(0, stop - 2 * radius)):
+                source[t] = None
+
 
 class TimeMixConv2d(nn.Conv2d):
     """A 2-D conv followed by a temporal conv over the frames (`conv_out` + `conv_out.time_mix_conv`)."""
@@ -110,11 +164,31 @@ class ReferenceCombiner(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(channels, channels, 1)
 
-    def forward(self, x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-        reference = reference.to(x.dtype)
+    def project(self, reference: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """(B, C, 2, h, w) reference maps -> their 1x1 conv, (B, 2, C, h, w)."""
         b, c, slots, h, w = reference.shape
+        ref = self.conv(reference.to(dtype).transpose(1, 2).reshape(b * slots, c, h, w))
+        return ref.reshape(b, slots, c, h, w)
+
+    def frame_map(self, reference: torch.Tensor, num_frames: int, dtype: torch.dtype) -> FrameMap:
+        """This layer for runs of frames of one clip of `num_frames` (reference maps of that clip)."""
+        ref = self.project(reference, dtype)[0]
+
+        def add(x: torch.Tensor, start: int) -> torch.Tensor:
+            if num_frames == 1:
+                return x + ref[:1] + ref[1:2]
+            if start == 0:
+                x = torch.cat([x[:1] + ref[:1], x[1:]])
+            if start + x.shape[0] == num_frames:
+                x = torch.cat([x[:-1], x[-1:] + ref[1:2]])
+            return x
+
+        return add
+
+    def forward(self, x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        ref = self.project(reference, x.dtype)
+        b = ref.shape[0]
         frames = x.shape[0] // b
-        ref = self.conv(reference.transpose(1, 2).reshape(b * slots, c, h, w)).reshape(b, slots, c, h, w)
         video = x.reshape(b, frames, *x.shape[1:])
         if frames == 1:
             video = video + ref[:, :1] + ref[:, 1:2]
@@ -149,17 +223,26 @@ class ReferenceFusionAttention(nn.Module):
         b, n, _ = t.shape
         return t.reshape(b, n, self.heads, self.dim_head).transpose(1, 2)
 
+    def project(self, reference: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values of the keyframes' tokens, (B, heads, 2*h*w, dim_head) each."""
+        context = reference.to(dtype).flatten(2).transpose(1, 2)
+        return self._split_heads(self.to_k(context)), self._split_heads(self.to_v(context))
+
+    def frame_map(self, reference: torch.Tensor, num_frames: int, dtype: torch.dtype) -> FrameMap:
+        """This layer for runs of frames of one clip (keys/values projected once)."""
+        k, v = self.project(reference, dtype)
+        return lambda x, start: self.attend(x, k, v)
+
     def forward(self, x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-        reference = reference.to(x.dtype)
+        return self.attend(x, *self.project(reference, x.dtype))
+
+    def attend(self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """x (B*T, C, h, w) frames of the B clips whose keyframe keys/values are k, v."""
         bt, c, h, w = x.shape
-        b = reference.shape[0]
+        b = k.shape[0]
         frames = bt // b
         tokens = h * w
-        q = self.to_q(self.norm(x).flatten(2).transpose(1, 2)).reshape(b, frames * tokens, -1)
-        context = reference.flatten(2).transpose(1, 2)
-        k = self._split_heads(self.to_k(context))
-        v = self._split_heads(self.to_v(context))
-        q = self._split_heads(q)
+        q = self._split_heads(self.to_q(self.norm(x).flatten(2).transpose(1, 2)).reshape(b, frames * tokens, -1))
         step = (self.chunk_frames or frames) * tokens
         parts = [F.scaled_dot_product_attention(q[:, :, i : i + step], k, v) for i in range(0, frames * tokens, step)]
         out = parts[0] if len(parts) == 1 else torch.cat(parts, dim=2)
@@ -222,6 +305,14 @@ class DualRefDecoder(nn.Module):
         self.attn_refinement = nn.ModuleList([*refinement, ReferenceCombiner(block_in)])
         self.norm_out = vae_group_norm(block_in)
         self.conv_out = TimeMixConv2d(block_in, out_channels, kernel_t)
+        #: Frames computed at once by the streamed decode; None: the whole clip (see module doc).
+        self.frames_at_once: int | None = None
+
+    def set_frames_at_once(self, frames: int | None) -> None:
+        """Choose the exact frame-streamed decode with `frames` frames at once (None: whole clip)."""
+        if frames is not None and frames < 1:
+            raise ValueError(f"frames_at_once must be at least one frame, got {frames}")
+        self.frames_at_once = frames
 
     def set_attention_chunk(self, frames: int | None) -> None:
         """Bound how many frames go into one attention call (mid and fusion attention); None: all."""
@@ -232,15 +323,30 @@ class DualRefDecoder(nn.Module):
             if isinstance(layer, ReferenceFusionAttention):
                 layer.chunk_frames = frames
 
-    def forward(self, z: torch.Tensor, references: Sequence[torch.Tensor], num_frames: int) -> torch.Tensor:
+    def forward(
+        self,
+        z: torch.Tensor,
+        references: Sequence[torch.Tensor],
+        num_frames: int,
+        frames_at_once: int | None = None,
+    ) -> torch.Tensor:
         """z (B*T, z, h, w) unscaled latents of B videos of T frames; references: 5 maps (B, C, 2, h, w)
-        in encoder order (levels 0..3, conv_in). Returns (B*T, 3, 8h, 8w)."""
+        in encoder order (levels 0..3, conv_in). Returns (B*T, 3, 8h, 8w). `frames_at_once`
+        overrides the decoder's setting for this call."""
         _check_frames(z, num_frames)
         if len(references) != self.num_levels + 1:
             raise ValueError(f"decoder needs {self.num_levels + 1} reference maps, got {len(references)}")
         if references[0].shape[0] * num_frames != z.shape[0]:
             raise ValueError(
                 f"reference maps are for {references[0].shape[0]} videos, latents hold {z.shape[0] // num_frames}"
+            )
+        step = frames_at_once if frames_at_once is not None else self.frames_at_once
+        if step is not None:
+            if step < 1:
+                raise ValueError(f"frames_at_once must be at least one frame, got {step}")
+            clips = z.split(num_frames)
+            return torch.cat(
+                [self._decode_streamed(clip, [r[i : i + 1] for r in references], step) for i, clip in enumerate(clips)]
             )
         h = self.conv_in(z)
         h = self.mid.block_1(h, num_frames)
@@ -255,3 +361,35 @@ class DualRefDecoder(nn.Module):
         h = F.silu(self.norm_out(h))
         h = self.attn_refinement[-1](h, references[-1])
         return self.conv_out(h, num_frames)
+
+    def _decode_streamed(self, z: torch.Tensor, references: Sequence[torch.Tensor], step: int) -> torch.Tensor:
+        """One clip (T, z, h, w) with its reference maps (1, C, 2, h, w), `step` frames at a time.
+
+        Frame-independent layers are queued and run together just before the next temporal block,
+        so e.g. an upsampling and the next level's first 2-D block never hold the whole clip at the
+        larger intermediate size."""
+        total = z.shape[0]
+        frames = list(z.split(1))
+        pending: list[FrameMap] = [lambda x, start: self.conv_in(x)]
+
+        def video_block(block: VideoResnetBlock) -> None:
+            pending.append(block.spatial_frames)
+            map_frames(frames, pending, step)
+            pending.clear()
+            block.mix_streamed(frames, step)
+
+        video_block(self.mid.block_1)
+        pending.append(lambda x, start: self.mid.attn_1(x))
+        video_block(self.mid.block_2)
+        for level in reversed(range(self.num_levels)):
+            for block in self.up[level].block:
+                video_block(block)
+            pending.append(self.attn_refinement[level].frame_map(references[level], total, z.dtype))
+            if level != 0:
+                upsample = self.up[level].upsample
+                pending.append(lambda x, start, upsample=upsample: upsample(x))
+        pending.append(lambda x, start: F.silu(self.norm_out(x)))
+        pending.append(self.attn_refinement[-1].frame_map(references[-1], total, z.dtype))
+        pending.append(lambda x, start: nn.Conv2d.forward(self.conv_out, x))
+        map_frames(frames, pending, step)
+        return _video_to_frames(self.conv_out.time_mix_conv(torch.stack(frames, dim=2)))

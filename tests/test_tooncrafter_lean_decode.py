@@ -1,0 +1,171 @@
+"""The exact frame-streamed ("lean") dual-reference decode: the same frames as the whole-clip decode
+for every frames-at-once setting (1, sizes that do not divide the clip, the whole clip), on the tiny
+reference model and on a small random decoder, plus the streaming helpers on their own."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from engine.tooncrafter.networks.autoencoder import (
+    AUTOENCODER_KEY_PREFIX,
+    DualRefAutoencoder,
+    DualRefAutoencoderConfig,
+    keyframe_references,
+)
+from engine.tooncrafter.networks.frame_streaming import (
+    group_norm_with_statistics,
+    group_statistics,
+    map_frames,
+    temporal_conv_window,
+)
+from engine.tooncrafter.networks.normalization import Float32GroupNorm
+
+EXACT = 1e-5
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    assert a.shape == b.shape, (tuple(a.shape), tuple(b.shape))
+    return (a.double() - b.double()).abs().max().item()
+
+
+def randomise(model: nn.Module, seed: int) -> nn.Module:
+    """Random weights everywhere, including the temporal mix factors and norm affines (which a
+    fresh init leaves at 0 / 1 and would hide a wrong mix or a skipped affine)."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            scale = 0.5 if p.ndim <= 1 else (1.0 / p[0].numel()) ** 0.5
+            p.copy_(torch.randn(p.shape, generator=generator) * scale + (1.0 if name.endswith("norm1.weight") else 0))
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def small_decoder():
+    config = DualRefAutoencoderConfig(ch=32, ch_mult=(1, 2), num_res_blocks=1, fusion_levels=(1,), fusion_heads=2, fusion_dim_head=16)
+    model = randomise(DualRefAutoencoder(config), seed=3)
+    return model.decoder
+
+
+def small_inputs(frames: int, videos: int = 1, seed: int = 5):
+    generator = torch.Generator().manual_seed(seed)
+    z = torch.randn(videos * frames, 4, 6, 10, generator=generator)
+    shapes = [(32, 12, 20), (64, 6, 10), (32, 12, 20)]
+    refs = [torch.randn(videos, c, 2, h, w, generator=generator) for c, h, w in shapes]
+    return z, refs
+
+
+@pytest.mark.parametrize("frames", [1, 2, 5, 7, 16])
+@torch.no_grad()
+def test_streamed_decode_equals_whole_clip_on_a_random_decoder(small_decoder, frames):
+    z, refs = small_inputs(frames)
+    whole = small_decoder(z, refs, frames)
+    for step in sorted({1, 2, 3, frames, frames + 4}):
+        streamed = small_decoder(z, refs, frames, frames_at_once=step)
+        assert max_diff(streamed, whole) < EXACT, (frames, step)
+
+
+@torch.no_grad()
+def test_streamed_decode_keeps_videos_apart_and_follows_the_setting(small_decoder):
+    z, refs = small_inputs(6, videos=2)
+    whole = small_decoder(z, refs, 6)
+    small_decoder.set_frames_at_once(4)
+    try:
+        streamed = small_decoder(z, refs, 6)
+    finally:
+        small_decoder.set_frames_at_once(None)
+    assert max_diff(streamed, whole) < EXACT
+    # the references matter (a streamed decode that dropped them would not be this far off)
+    other = small_decoder(z, [r.flip(0) for r in refs], 6, frames_at_once=4)
+    assert max_diff(other, whole) > 1e-2
+    with pytest.raises(ValueError, match="frames_at_once"):
+        small_decoder.set_frames_at_once(0)
+    with pytest.raises(ValueError, match="decode_frames_at_once"):
+        DualRefAutoencoderConfig(decode_frames_at_once=0)
+
+
+@pytest.fixture(scope="module")
+def tiny_autoencoder(reference_dir):
+    folder = reference_dir / "tiny_a"
+    config = json.loads((folder / "config.json").read_text())
+    weights = load_file(str(folder / "weights.safetensors"))
+    cases = load_file(str(folder / "cases.safetensors"))
+    spec = json.loads((folder / "cases.json").read_text())["cases"]
+    stage = DualRefAutoencoderConfig.from_dict(
+        config["first_stage"],
+        scale_factor=config["diffusion"]["scale_factor"],
+        decode_chunk_frames=config["diffusion"]["temporal_length"],
+    )
+    model = DualRefAutoencoder(stage).eval()
+    prefix = AUTOENCODER_KEY_PREFIX
+    model.load_state_dict({k[len(prefix) :]: v for k, v in weights.items() if k.startswith(prefix)}, strict=True)
+    hidden = [cases[spec["vae_encode"]["outputs"][f"hidden_{i}"]["key"]] for i in range(5)]
+    refs = keyframe_references([h[0:1] for h in hidden], [h[1:2] for h in hidden])
+    latents = cases[spec["dualref_decode"]["inputs"]["latents"]["key"]]
+    golden = cases[spec["dualref_decode"]["outputs"]["frames"]["key"]]
+    return model, latents, refs, golden
+
+
+@torch.no_grad()
+def test_streamed_decode_equals_whole_clip_on_the_tiny_reference_model(tiny_autoencoder):
+    model, latents, refs, golden = tiny_autoencoder
+    frames = latents.shape[2]
+    whole = model.decode(latents, refs)
+    for step in sorted({1, 3, frames - 1, frames}):
+        model.decoder.set_frames_at_once(step)
+        try:
+            streamed = model.decode(latents, refs)
+            two_pass = model.decode_two_pass(latents, refs)
+        finally:
+            model.decoder.set_frames_at_once(None)
+        assert max_diff(streamed, whole) < EXACT, step
+        assert max_diff(two_pass.frames, golden) < 1e-4, step
+
+
+def test_group_statistics_match_group_norm_over_the_clip():
+    generator = torch.Generator().manual_seed(0)
+    clip = torch.randn(1, 64, 5, 3, 4, generator=generator) * 3 + 7
+    norm = Float32GroupNorm(32, 64)
+    with torch.no_grad():
+        norm.weight.copy_(torch.randn(64, generator=generator))
+        norm.bias.copy_(torch.randn(64, generator=generator))
+    frames = list(clip.unbind(2))
+    stats = group_statistics(frames, 32)
+    expected = norm(clip)
+    assert max_diff(group_norm_with_statistics(clip, norm, stats), expected) < EXACT
+    # per-frame application with whole-clip statistics is the same numbers frame by frame
+    assert max_diff(group_norm_with_statistics(frames[2], norm, stats), expected[:, :, 2]) < EXACT
+
+
+def test_temporal_conv_window_is_the_padded_conv_on_any_window():
+    generator = torch.Generator().manual_seed(1)
+    conv = nn.Conv3d(4, 4, (3, 1, 1), padding=(1, 0, 0))
+    clip = torch.randn(1, 4, 6, 2, 2, generator=generator)
+    with torch.no_grad():
+        whole = conv(clip)
+        for start, stop in [(0, 1), (0, 6), (2, 4), (5, 6)]:
+            lo, hi = max(0, start - 1), min(6, stop + 1)
+            out = temporal_conv_window(conv, clip[:, :, lo:hi], lo, 6, start, stop)
+            assert max_diff(out, whole[:, :, start:stop]) < EXACT
+        with pytest.raises(ValueError, match="halo"):
+            temporal_conv_window(conv, clip[:, :, 2:4], 2, 6, 2, 4)
+
+
+def test_map_frames_passes_each_run_its_position():
+    frames = [torch.full((1, 1), float(i)) for i in range(5)]
+    seen = []
+    map_frames(frames, [lambda x, start: (seen.append((start, x.shape[0])), x * 2)[1]], step=2)
+    assert seen == [(0, 2), (2, 2), (4, 1)]
+    assert [f.item() for f in frames] == [0, 2, 4, 6, 8]

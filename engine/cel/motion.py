@@ -105,9 +105,9 @@ def overlap_score(m: np.ndarray, a: Shape, b: Shape) -> np.ndarray:
     single = m.ndim == 2
     if single:
         m = m[None]
-    forward = np.einsum("kij,nj->kni", m[:, :2, :2], a.points) + m[:, None, :2, 2]
+    forward = a.points @ m[:, :2, :2].transpose(0, 2, 1) + m[:, None, :2, 2]
     inverse = np.linalg.inv(m)
-    backward = np.einsum("kij,nj->kni", inverse[:, :2, :2], b.points) + inverse[:, None, :2, 2]
+    backward = b.points @ inverse[:, :2, :2].transpose(0, 2, 1) + inverse[:, None, :2, 2]
     score = 0.5 * (_seen_share(b, forward) + _seen_share(a, backward))
     return score[0] if single else score
 

@@ -88,7 +88,7 @@ def fit_to_sketch(
 
     def scores(deltas, shifts):
         poses = np.stack([parent_pose @ _turned(guess, part.pivot, d, s) for d in deltas for s in shifts])
-        posed = np.einsum("kij,nj->kni", poses[:, :2, :2], points) + poses[:, None, :2, 2]
+        posed = points @ poses[:, :2, :2].transpose(0, 2, 1) + poses[:, None, :2, 2]
         return lines.chamfer(posed).reshape(len(deltas), len(shifts))
 
     plain = float(scores([0.0], [np.zeros(2)])[0, 0])

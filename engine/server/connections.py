@@ -6,9 +6,10 @@ GuardedH11Protocol (uvicorn's h11 protocol plus three rules) closes:
 - a connection whose request headers are not complete `header_timeout_s` after it opened (or after
   its previous response), with 408;
 - a connection whose request body is not complete `body_timeout_s` after its headers, with 408;
-- the oldest connection still waiting for its headers, when more than `max_waiting` do (or when
-  the server holds `max_connections` connections), so a flood of slow clients pushes out slow
-  clients, never a request that has arrived.
+- the oldest connection still waiting for its headers, when more than `max_waiting` do and it has
+  waited `waiting_grace_s` (a burst of ordinary clients is never cut off), or at once when the
+  server holds `max_connections` connections (descriptors run out), so a flood of slow clients
+  pushes out slow clients, never a request that has arrived.
 The Host, Origin and token checks (security.GuardMiddleware) are unchanged: they run on every
 request that completes its headers.
 """
@@ -40,6 +41,8 @@ class ConnectionLimits:
     #: Connections accepted per wake-up (and the listen backlog): small enough that a burst of them
     #: fits the free descriptors before the waiting rule above closes the oldest.
     accept_burst: int = 64
+    #: How long a connection may wait for its headers before a flood may push it out.
+    waiting_grace_s: float = 1.0
     #: Connections still waiting for their request headers, oldest first.
     waiting: OrderedDict = field(default_factory=OrderedDict, repr=False)
     last_warning: float = -1e9
@@ -93,10 +96,12 @@ def guarded_protocol(limits: ConnectionLimits) -> type[H11Protocol]:
         def connection_made(self, transport) -> None:
             super().connection_made(transport)
             self._wait_for("headers", limits.header_timeout_s)
-            if len(self.connections) > limits.max_connections or len(limits.waiting) > limits.max_waiting:
+            oldest, since = next(iter(limits.waiting.items()))
+            full = len(self.connections) > limits.max_connections
+            if full or (len(limits.waiting) > limits.max_waiting and self.loop.time() - since >= limits.waiting_grace_s):
                 limits.warn_rarely("more clients hold connections open without sending a request than allowed: "
                                    "closing the oldest ones (is something flooding the engine?)")
-                next(iter(limits.waiting))._close(b"")
+                oldest._close(b"")
 
         def connection_lost(self, exc) -> None:
             self._stop_waiting()
@@ -121,7 +126,7 @@ def guarded_protocol(limits: ConnectionLimits) -> type[H11Protocol]:
             self._phase = phase
             self._timer = self.loop.call_later(seconds, self._timed_out)
             if phase == "headers":
-                limits.waiting[self] = None
+                limits.waiting[self] = self.loop.time()
 
         def _stop_waiting(self) -> None:
             if self._timer is not None:

@@ -31,14 +31,12 @@ from typing import Any
 import torch
 
 from engine.core.files import atomic_write_bytes
-from engine.tooncrafter.runtimes.onnx_folder import FORMAT_VERSION, MANIFEST_NAME, config_to_dict
+from engine.tooncrafter.runtimes.onnx_folder import FORMAT_VERSION, MANIFEST_NAME, PARTIAL_NAME, config_to_dict
 
 from .graphs import GRAPH_USES, PARTS, GraphSpec, ToonCrafterGraphs, rife_spec
 from .sources import RifeSource, ToonCrafterSource
 
 EXPORTERS = ("torchscript", "dynamo")
-#: The entries of an unfinished export (removed when the manifest is written).
-PARTIAL_NAME = "onnx_export.partial.json"
 #: Weights above this many bytes go to an external data file (the protobuf limit is 2 GiB).
 EXTERNAL_DATA_THRESHOLD = 2_000_000_000
 #: External tensors start on page boundaries so onnxruntime can memory-map them.

@@ -23,6 +23,8 @@ from ..schedule import DiffusionConfig
 
 #: The manifest every export folder carries.
 MANIFEST_NAME = "onnx_export.json"
+#: The entries of an unfinished export (removed when the manifest is written).
+PARTIAL_NAME = "onnx_export.partial.json"
 #: Bumped whenever a graph's tensors or the manifest change meaning; older folders are refused.
 FORMAT_VERSION = 1
 

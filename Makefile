@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean-venv
+.PHONY: demo test bench bundle clean-venv
 
 $(STAMP): pyproject.toml constraints.txt $(wildcard requirements/*.txt)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+bundle: $(STAMP)
+	$(PY) installer/build.py bundle
 
 bench: $(STAMP)
 	$(PY) bench/cpu_speed.py

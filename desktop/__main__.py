@@ -20,6 +20,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--engine-python", help="Python that has the engine installed (default: this one)")
     parser.add_argument("--no-engine", action="store_true", help="do not connect to or start the engine at launch")
     parser.add_argument("--inbetweens", type=int, default=7, help="in-betweens between keys for new projects (7)")
+    parser.add_argument("--self-check", metavar="OUT", type=Path,
+                        help="check the installation: generate the given keys and export PNG + PSD into OUT, then quit")
     return parser.parse_args(argv)
 
 
@@ -45,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
 
     sys.excepthook = keep_work_on_crash
     paths = [Path(p) for p in args.paths]
+    if args.self_check:
+        from .self_check import run_self_check
+
+        return run_self_check(window, app, paths, args.self_check)
     if len(paths) == 1 and (paths[0].suffix.lower() == ZIP_SUFFIX or (paths[0] / MANIFEST).exists()
                             or paths[0].name == MANIFEST):
         window.open_project(paths[0])

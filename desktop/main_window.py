@@ -8,13 +8,13 @@ Problems appear in a banner at the top in plain words and never block the window
 from __future__ import annotations
 
 import shutil
-import sys
 import uuid
 from pathlib import Path
 
 from qtpy import QtCore, QtGui, QtWidgets
 
 from engine.core import frontends
+from engine.core.client import default_engine_python
 from engine.core.planning import PlanningError
 
 from . import cleanup, commands, importers, storage
@@ -692,13 +692,14 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # ---- the engine ----------------------------------------------------------------------------
     def engine_python(self) -> str:
-        """The Python that runs the engine: the one chosen in Engine ▸ Engine Python…, else this app's."""
-        return str(self.settings.value("engine/python", "") or "") or sys.executable
+        """The Python that runs the engine: the one chosen in Engine ▸ Engine Python…, else this app's own
+        (in the desktop bundle: the bundled `inbetween` executable beside the app)."""
+        return str(self.settings.value("engine/python", "") or "") or default_engine_python()
 
     def set_engine_python(self, python: str) -> None:
         """Remember the engine's Python ("" = this app's own) and reconnect with it."""
         self.settings.setValue("engine/python", python)
-        self.status(f"Engine Python: {python or sys.executable}")
+        self.status(f"Engine Python: {python or default_engine_python()}")
         self.connect_engine()
 
     def engine_python_dialog(self) -> None:

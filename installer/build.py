@@ -1,7 +1,7 @@
 """Build what users install: the Krita plugin zip and the PyInstaller bundle of app + engine.
 
     python installer/build.py krita-zip [--out dist]    # dist/inbetweener-krita-<version>.zip
-    python installer/build.py pyinstaller [--out dist]  # dist/inbetweener/ (needs PyInstaller)
+    python installer/build.py bundle [--out dist]       # dist/inbetweener/ (needs PyInstaller); `make bundle`
 
 The Krita zip is what Tools › Scripts › Import Python Plugin from File… takes: the .desktop and
 .action files and the `inbetweener` package at its top, with the standard-library engine core
@@ -83,32 +83,47 @@ def build_krita_zip(out_dir: Path) -> Path:
     return target
 
 
-def build_pyinstaller(out_dir: Path) -> Path:
+def build_bundle(out_dir: Path, work: Path | None = None) -> Path:
     """Run PyInstaller on installer/inbetweener.spec; the bundle folder."""
     try:
         import PyInstaller  # noqa: F401
     except ImportError:
         raise SystemExit("PyInstaller is not installed: pip install pyinstaller (in the engine's environment)") from None
-    work = REPO / "build" / "pyinstaller"
+    work = work or REPO / "build" / "pyinstaller"
     subprocess.run(
-        [sys.executable, "-m", "PyInstaller", "--noconfirm", "--distpath", str(out_dir), "--workpath", str(work), str(SPEC)],
+        [sys.executable, "-m", "PyInstaller", "--noconfirm", "--log-level", "WARN", "--distpath", str(out_dir),
+         "--workpath", str(work), str(SPEC)],
         check=True,
         cwd=REPO,
     )
     return out_dir / PACKAGE
 
 
+def bundle_sizes(bundle: Path, top: int = 12) -> tuple[int, list[tuple[int, str]]]:
+    """Total bytes of the bundle and its biggest parts (top-level entries of its `_internal` folder)."""
+    def size(path: Path) -> int:
+        return path.stat().st_size if path.is_file() else sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+    internal = bundle / "_internal"
+    parts = sorted(((size(p), p.name) for p in (internal if internal.is_dir() else bundle).iterdir()), reverse=True)
+    return size(bundle), parts[:top]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, help_text in (("krita-zip", "the Krita plugin zip"), ("pyinstaller", "the desktop app + engine bundle")):
+    for name, help_text in (("krita-zip", "the Krita plugin zip"), ("bundle", "the desktop app + engine bundle")):
         p = sub.add_parser(name, help=f"build {help_text}")
         p.add_argument("--out", type=Path, default=REPO / "dist", help="output folder (default: dist/)")
     args = parser.parse_args(argv)
     if args.command == "krita-zip":
         print(build_krita_zip(args.out))
     else:
-        print(build_pyinstaller(args.out))
+        bundle = build_bundle(args.out)
+        total, parts = bundle_sizes(bundle)
+        print(f"{bundle}: {total / 2**20:.0f} MiB; biggest parts:")
+        for bytes_, name in parts:
+            print(f"  {bytes_ / 2**20:8.1f} MiB  {name}")
     return 0
 
 

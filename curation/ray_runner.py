@@ -30,6 +30,7 @@ def run_ray(sources: list[str], config: CurationConfig, stage_classes: list[type
             done: Callable[[str, pd.DataFrame], None]) -> None:
     import ray
     import ray.data
+    from ray.data import ActorPoolStrategy
 
     connect(address)
     resources = ray.cluster_resources()
@@ -40,15 +41,16 @@ def run_ray(sources: list[str], config: CurationConfig, stage_classes: list[type
     # Every stage keeps at least one actor alive, so each asks for a share of a CPU small enough
     # that the whole chain fits on the smallest cluster (Ray would otherwise wait for free CPUs).
     share = min(1.0, cpus / (2 * (len(stage_classes) + 1)))
-    dataset = dataset.map_batches(SplitShots, batch_size=1, concurrency=(1, cpus), num_cpus=share, **common)
+    dataset = dataset.map_batches(SplitShots, batch_size=1, compute=ActorPoolStrategy(min_size=1, max_size=cpus), num_cpus=share, **common)
     craft_here = resolve("craft", config.craft_weights)[0] is not None
     for stage in stage_classes:
         on_gpu = gpus > 0 and stage in MODEL_STAGES and (stage is not TextFilter or craft_here)
         if on_gpu:
             gpu_kwargs = {**common, "fn_constructor_kwargs": {"config": replace(config, device="cuda")}}
-            dataset = dataset.map_batches(stage, batch_size=16, concurrency=(1, max(1, int(gpus))), num_gpus=1, **gpu_kwargs)
+            pool = ActorPoolStrategy(min_size=1, max_size=max(1, int(gpus)))
+            dataset = dataset.map_batches(stage, batch_size=16, compute=pool, num_gpus=1, **gpu_kwargs)
         else:
-            dataset = dataset.map_batches(stage, batch_size=8, concurrency=(1, cpus), num_cpus=share, **common)
+            dataset = dataset.map_batches(stage, batch_size=8, compute=ActorPoolStrategy(min_size=1, max_size=cpus), num_cpus=share, **common)
     rows = dataset.drop_columns([FRAMES_COLUMN]).to_pandas()
     for source in sources:
         done(source, rows[rows["source"] == str(Path(source).resolve())].sort_values("start_frame").reset_index(drop=True))

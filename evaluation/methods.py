@@ -24,6 +24,8 @@ def crossfade(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
 
 class Method:
     name: str
+    #: Warnings the method gave per case (case id -> messages), shown under the table.
+    warnings: dict[str, list[str]]
 
     def predict(self, case: Case) -> list[np.ndarray]:
         raise MethodUnavailable(f"{type(self).__name__} draws nothing")
@@ -63,7 +65,7 @@ class EngineMethod(Method):
         from engine.api import EngineError, GenerationSettings
         from engine.backends import availability
 
-        self.name = backend
+        self.name, self.warnings = backend, {}
         try:
             self.settings = GenerationSettings(backend=backend, seed=seed)
         except (EngineError, ValueError) as exc:
@@ -86,6 +88,8 @@ class EngineMethod(Method):
             settings=settings,
         )
         result = generate(request)
+        if result.warnings:
+            self.warnings[case.case_id] = list(result.warnings)
         return [np.ascontiguousarray(result.frames[k].image[..., :3]) for k in range(1, case.gap)]
 
 

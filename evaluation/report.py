@@ -34,6 +34,7 @@ def markdown(result: dict) -> str:
         lines.append("| " + " | ".join(_cell(row.get(k)) for k in ("method", "gap", "cases", "frames", *METRICS)) + " |")
     notes = [f"- {metric}: not computed: {reason}" for metric, reason in sorted(result["not_computed"].items())]
     notes += [f"- method {name}: not run: {reason}" for name, reason in sorted(result["unavailable"].items())]
+    notes += [f"- method {name}: {message}" for name, message in sorted(result.get("warnings", {}).items())]
     return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
 
 
@@ -72,7 +73,7 @@ def write_report(result: dict, cases, out: str | Path, sheets_per_gap: int = 2) 
     out = Path(out)
     columns = ["method", "gap", "cases", "frames", *METRICS]
     written = []
-    table_json = {k: result[k] for k in ("table", "not_computed", "unavailable")}
+    table_json = {k: result.get(k, {}) for k in ("table", "not_computed", "unavailable", "warnings")}
     for name, data in (
         ("metrics.csv", _csv_bytes(result["table"], columns)),
         ("metrics.json", json.dumps(table_json, indent=1).encode()),

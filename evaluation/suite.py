@@ -80,8 +80,14 @@ def evaluate(cases: list[Case], methods: list[Method], networks: MetricNetworks,
                 entry[metric] = float(np.mean(values)) if values else None
             entry.update(sequence_distances(subset, predictions[method.name], networks))
             table.append(entry)
+    warned = {}
+    for method in methods:
+        messages = getattr(method, "warnings", {})
+        if messages:
+            first = next(iter(messages.values()))[0]
+            warned[method.name] = f"{len(messages)} of {len(cases)} cases drew with warnings, e.g. {first}"
     return {"frames": frames, "table": table, "not_computed": dict(networks.missing), "unavailable": unavailable,
-            "predictions": predictions}
+            "warnings": warned, "predictions": predictions}
 
 
 def sequence_distances(cases: list[Case], predicted: dict[str, list[np.ndarray]], networks: MetricNetworks) -> dict:

@@ -122,14 +122,17 @@ class DualRefAutoencoderConfig:
 
 @dataclass
 class LatentPosterior:
-    """Diagonal Gaussian over the (unscaled) latent; logvar is clamped to [-30, 20] as in the original."""
+    """Diagonal Gaussian over the (unscaled) latent; logvar is clamped to [-30, 20] as in the original.
+
+    Always float32, whatever the encoder's dtype: exp(logvar/2) and the sample feed the diffusion
+    directly, and the original computes them in float32 under autocast too."""
 
     mean: torch.Tensor
     logvar: torch.Tensor
 
     @classmethod
     def from_moments(cls, moments: torch.Tensor) -> LatentPosterior:
-        mean, logvar = torch.chunk(moments, 2, dim=1)
+        mean, logvar = torch.chunk(moments.float(), 2, dim=1)
         return cls(mean, torch.clamp(logvar, -30.0, 20.0))
 
     @property

@@ -14,6 +14,8 @@ from dataclasses import dataclass, fields
 import torch
 from torch import nn
 
+from engine.tooncrafter.networks.normalization import Float32LayerNorm
+
 #: Prefix of the Resampler's keys in the official checkpoint.
 RESAMPLER_KEY_PREFIX = "image_proj_model."
 
@@ -53,8 +55,8 @@ class PerceiverAttention(nn.Module):
         inner = dim_head * heads
         self.heads = heads
         self.dim_head = dim_head
-        self.norm1 = nn.LayerNorm(dim)
-        self.norm2 = nn.LayerNorm(dim)
+        self.norm1 = Float32LayerNorm(dim)
+        self.norm2 = Float32LayerNorm(dim)
         self.to_q = nn.Linear(dim, inner, bias=False)
         self.to_kv = nn.Linear(dim, inner * 2, bias=False)
         self.to_out = nn.Linear(inner, dim, bias=False)
@@ -83,7 +85,7 @@ class FeedForward(nn.Sequential):
     def __init__(self, dim: int, mult: int = 4) -> None:
         inner = dim * mult
         super().__init__(
-            nn.LayerNorm(dim), nn.Linear(dim, inner, bias=False), nn.GELU(), nn.Linear(inner, dim, bias=False)
+            Float32LayerNorm(dim), nn.Linear(dim, inner, bias=False), nn.GELU(), nn.Linear(inner, dim, bias=False)
         )
 
 
@@ -94,7 +96,7 @@ class Resampler(nn.Module):
         self.latents = nn.Parameter(torch.randn(1, config.total_queries, config.dim) / config.dim**0.5)
         self.proj_in = nn.Linear(config.embedding_dim, config.dim)
         self.proj_out = nn.Linear(config.dim, config.output_dim)
-        self.norm_out = nn.LayerNorm(config.output_dim)
+        self.norm_out = Float32LayerNorm(config.output_dim)
         self.layers = nn.ModuleList(
             nn.ModuleList(
                 [PerceiverAttention(config.dim, config.dim_head, config.heads), FeedForward(config.dim, config.ff_mult)]

@@ -1,0 +1,118 @@
+"""Peak memory and time of ToonCrafter's dual-reference decode, whole clip vs the exact lean decode.
+
+Each setting runs in its own subprocess (full-size decoder, random weights, CPU, float32): the child
+builds the decoder and its inputs, records its resident memory, decodes once, and reports its peak
+resident memory (`ru_maxrss`) and the decode time. "activations" is peak minus the resident memory
+before the decode (weights + inputs + the Python/torch baseline). The last setting's frames are
+compared with the whole-clip decode's, so the table also shows the lean decode is exact.
+
+    .venv/bin/python bench/memory_tooncrafter.py                      # 16 x 320x512, whole, 4, 1
+    .venv/bin/python bench/memory_tooncrafter.py --frames 4 --height 64 --width 64 --settings whole 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _resident_bytes() -> int:
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * resource.getpagesize()
+
+
+def child(args: argparse.Namespace) -> None:
+    import torch
+
+    from engine.tooncrafter.networks.autoencoder import DualRefAutoencoderConfig
+    from engine.tooncrafter.networks.dualref_decoder import DualRefDecoder
+
+    torch.set_num_threads(args.threads)
+    config = DualRefAutoencoderConfig()
+    torch.manual_seed(0)
+    decoder = DualRefDecoder(
+        ch=config.ch,
+        ch_mult=config.ch_mult,
+        num_res_blocks=config.num_res_blocks,
+        z_channels=config.z_channels,
+        fusion_levels=config.fusion_levels,
+        kernel_t=config.kernel_t,
+    ).eval()
+    weights = sum(p.numel() * p.element_size() for p in decoder.parameters())
+    h, w = args.height // 8, args.width // 8
+    generator = torch.Generator().manual_seed(1)
+    z = torch.randn(args.frames, config.z_channels, h, w, generator=generator)
+    refs = []
+    for level, mult in enumerate([*config.ch_mult, 1]):
+        scale = 2 ** min(level, len(config.ch_mult) - 1) if level < len(config.ch_mult) else 1
+        refs.append(torch.randn(1, config.ch * mult, 2, args.height // scale, args.width // scale, generator=generator))
+    before = _resident_bytes()
+    step = None if args.setting == "whole" else int(args.setting)
+    start = time.perf_counter()
+    with torch.no_grad():
+        frames = decoder(z, refs, args.frames, frames_at_once=step)
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    if args.save:
+        torch.save(frames, args.save)
+    print(json.dumps({"weights": weights, "before": before, "peak": peak, "seconds": seconds}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, default=16)
+    parser.add_argument("--height", type=int, default=320)
+    parser.add_argument("--width", type=int, default=512)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--settings", nargs="+", default=["whole", "4", "1"], help="'whole' or frames at once")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--save", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        args.setting = args.child
+        child(args)
+        return
+
+    import tempfile
+
+    import torch
+
+    gib = 1024**3
+    print(f"machine: {platform.processor() or platform.machine()}, {args.threads} threads, torch {torch.__version__}")
+    print(f"dual-reference decode, {args.frames} frames at {args.height}x{args.width}, float32, random weights")
+    print(f"{'setting':>10} {'weights GiB':>12} {'before GiB':>11} {'peak GiB':>9} {'activations GiB':>16} {'s':>8}")
+    outputs = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for setting in args.settings:
+            save = str(Path(tmp) / f"{setting}.pt")
+            command = [sys.executable, __file__, "--child", setting, "--save", save]
+            command += ["--frames", str(args.frames), "--height", str(args.height), "--width", str(args.width)]
+            command += ["--threads", str(args.threads)]
+            done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+            if done.returncode:
+                print(f"{setting:>10} failed: {done.stderr.strip().splitlines()[-1:]}")
+                continue
+            r = json.loads(done.stdout.strip().splitlines()[-1])
+            active = (r["peak"] - r["before"]) / gib
+            print(
+                f"{setting:>10} {r['weights'] / gib:>12.3f} {r['before'] / gib:>11.2f} {r['peak'] / gib:>9.2f} {active:>16.2f} {r['seconds']:>8.1f}",
+                flush=True,
+            )
+            outputs[setting] = torch.load(save)
+    if "whole" in outputs:
+        for setting, frames in outputs.items():
+            if setting != "whole":
+                diff = (frames.double() - outputs["whole"].double()).abs().max().item()
+                print(f"max |lean {setting} - whole| = {diff:.2e}")
+
+
+if __name__ == "__main__":
+    main()

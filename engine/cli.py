@@ -126,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--precision", default="auto", choices=vocabulary.PRECISIONS)
     model.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     model.add_argument("--low-vram", action="store_true", help="trade speed for GPU memory")
+    model.add_argument("--runtime", default="auto", choices=vocabulary.RUNTIMES,
+                       help="what runs the model: torch, onnx (an export from `inbetween models export-onnx`) "
+                       "or auto (default)")
     model.add_argument("--checkpoint", help="ToonCrafter weights file or model-store name")
     model.add_argument("--models-dir", help="model store folder (default: $INBETWEENER_MODELS or your data folder)")
     model.add_argument("--sketch", action="append", type=_sketch_arg, default=[], metavar="FRAME=PATH",
@@ -178,6 +181,7 @@ def _settings(args):
         checkpoint=args.checkpoint,
         sketch_checkpoint=args.sketch_checkpoint,
         device=args.device,
+        runtime=args.runtime,
         restore_detail=args.restore_detail,
         keep_palette=args.keep_palette,
     )

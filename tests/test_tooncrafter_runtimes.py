@@ -187,25 +187,14 @@ def tiny_store(tiny, tmp_path_factory):
     from engine.models_cli import main as models_main
 
     store = tmp_path_factory.mktemp("store")
-    with pytest.MonkeyPatch.context() as patch:
-        _use_tiny_config(patch, tiny["config"])
-        code = models_main([
-            "models",
-            "export-onnx", "--models-dir", str(store),
-            "--checkpoint", str(tiny["folder"] / "weights.safetensors"),
-            "--sketch-checkpoint", str(tiny["folder"] / "sketch_weights.safetensors"),
-        ])
+    code = models_main([
+        "models", "export-onnx", "--models-dir", str(store),
+        "--checkpoint", str(tiny["folder"] / "weights.safetensors"),
+        "--sketch-checkpoint", str(tiny["folder"] / "sketch_weights.safetensors"),
+        "--model-config", str(tiny["folder"] / "config.json"),
+    ])
     assert code == 0
     return store
-
-
-def _use_tiny_config(patch, config) -> None:
-    """The weights of the tiny reference are not the released model: make its config the default."""
-    import export_onnx.sources
-    from engine.tooncrafter.networks import config as config_module
-
-    patch.setattr(config_module, "ToonCrafterConfig", lambda: config)
-    patch.setattr(export_onnx.sources, "ToonCrafterConfig", lambda: config)
 
 
 @pytest.mark.slow
@@ -242,10 +231,11 @@ def _cli_frames(tmp_path: Path, tag: str, extra: list[str]) -> list[np.ndarray]:
     from engine.cli import main
 
     out = tmp_path / tag
-    code = main([*extra, "--count", "3", "--out", str(out), "--name", "walk", "--backend", "tooncrafter",
+    # 4 in-betweens of the tiny model's 6 frames land on its own frames (tau k/5): no RIFE between
+    code = main([*extra, "--count", "4", "--out", str(out), "--name", "walk", "--backend", "tooncrafter",
                  "--steps", "2", "--seed", "7", "--quiet"])
     assert code == 0
-    return [np.asarray(Image.open(out / f"walk_{i:04d}.png")) for i in range(1, 6)]
+    return [np.asarray(Image.open(out / f"walk_{i:04d}.png")) for i in range(1, 7)]
 
 
 @pytest.mark.slow
@@ -254,18 +244,22 @@ def test_cli_onnx_runtime_draws_what_torch_draws(tiny, tiny_store, tmp_path, mon
     sketch = save_png(tmp_path / "sketch.png", disc_keyframe(48, 20, transparent=True, fill=(20, 20, 20)))
     common = [*keys, "--models-dir", str(tiny_store), "--checkpoint", str(tiny["folder"] / "weights.safetensors"),
               "--sketch-checkpoint", str(tiny["folder"] / "sketch_weights.safetensors")]
-    _use_tiny_config(monkeypatch, tiny["config"])
+    # the PyTorch runtime builds the weights' architecture: the tiny reference's, not the released one
+    from engine.backends import tooncrafter as backend_module
+
+    monkeypatch.setattr(backend_module, "default_config", lambda: tiny["config"])
     results = {}
     for runtime in ("torch", "onnx"):
         for label, sketches in (("plain", []), ("sketch", ["--sketch", f"2={sketch}"])):
             results[runtime, label] = _cli_frames(tmp_path, f"{runtime}-{label}", [*common, *sketches, "--runtime", runtime])
+    # the sketch at frame 2 lands on model frame 2 (tau 0.4)
     capsys.readouterr()
     for label in ("plain", "sketch"):
         torch_frames, onnx_frames = results["torch", label], results["onnx", label]
         assert np.array_equal(torch_frames[0], onnx_frames[0])  # the keys themselves
-        for a, b in zip(torch_frames[1:4], onnx_frames[1:4]):
-            diff = np.abs(a.astype(int) - b.astype(int))
-            assert diff.max() <= 3 and diff.mean() < 0.05, (label, diff.max(), diff.mean())
+        for a, b in zip(torch_frames[1:5], onnx_frames[1:5]):
+            diff = np.abs(a.astype(int) - b.astype(int))  # 1e-4 on the model's output: rounding flips only
+            assert diff.max() <= 2 and diff.mean() < 0.05, (label, diff.max(), diff.mean())
     # the sketch steers its frame on both runtimes (same seed: without it the frames would be identical)
     for runtime in ("torch", "onnx"):
         assert not np.array_equal(results[runtime, "sketch"][2], results[runtime, "plain"][2])

@@ -169,3 +169,21 @@ def test_map_frames_passes_each_run_its_position():
     map_frames(frames, [lambda x, start: (seen.append((start, x.shape[0])), x * 2)[1]], step=2)
     assert seen == [(0, 2), (2, 2), (4, 1)]
     assert [f.item() for f in frames] == [0, 2, 4, 6, 8]
+
+
+@torch.no_grad()
+def test_query_chunked_attention_is_exact():
+    from engine.tooncrafter.networks.attention import Attention, set_attention_chunk
+
+    torch.manual_seed(0)
+    self_attention = Attention(32, heads=4, dim_head=8).eval()
+    cross = Attention(32, context_dim=16, heads=2, dim_head=16, image_cross_attention=True, text_context_len=5).eval()
+    x, context = torch.randn(3, 37, 32), torch.randn(3, 5 + 9, 16)
+    whole = self_attention(x), cross(x, context)
+    for chunk, queries in [(None, 1), (2, 5), (1, 36), (None, 37)]:
+        set_attention_chunk(self_attention, chunk, queries)
+        set_attention_chunk(cross, chunk, queries)
+        assert max_diff(self_attention(x), whole[0]) < EXACT
+        assert max_diff(cross(x, context), whole[1]) < EXACT
+    with pytest.raises(ValueError, match="query chunk"):
+        set_attention_chunk(cross, None, 0)

@@ -47,6 +47,10 @@ class Attention(nn.Module):
         #: batch axis is exact; it bounds memory and keeps CUDA grid sizes legal for the temporal
         #: layers, whose batch is every pixel of every frame.
         self.chunk_size: int | None = None
+        #: Largest number of query tokens handed to one SDPA call (None: all). Each query row has
+        #: its own softmax over all keys, so splitting the queries is exact too; it bounds the
+        #: attention matrix of spatial attention, whose sequence is a whole frame.
+        self.query_chunk_size: int | None = None
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         """x (N, Lq, query_dim), context (N, Lk, context_dim) or None for self-attention."""
@@ -75,14 +79,20 @@ class Attention(nn.Module):
     def _sdpa(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         n, lq, _ = q.shape
         q, k, v = (t.reshape(n, t.shape[1], self.heads, self.dim_head).transpose(1, 2) for t in (q, k, v))
-        out = F.scaled_dot_product_attention(q, k, v, scale=self.dim_head**-0.5)
+        step = self.query_chunk_size or lq
+        scale = self.dim_head**-0.5
+        parts = [F.scaled_dot_product_attention(q[:, :, i : i + step], k, v, scale=scale) for i in range(0, lq, step)]
+        out = parts[0] if len(parts) == 1 else torch.cat(parts, dim=2)
         return out.transpose(1, 2).reshape(n, lq, self.heads * self.dim_head)
 
 
-def set_attention_chunk(model: nn.Module, chunk_size: int | None) -> None:
-    """Cap the sequences per SDPA call in every attention of `model` (exact; trades speed for memory)."""
-    if chunk_size is not None and chunk_size < 1:
-        raise ValueError(f"attention chunk size must be at least 1, got {chunk_size}")
+def set_attention_chunk(model: nn.Module, chunk_size: int | None, query_chunk_size: int | None = None) -> None:
+    """Cap the sequences (and the query tokens) per SDPA call in every attention of `model`
+    (exact; trades speed for memory)."""
+    for name, value in (("attention chunk size", chunk_size), ("query chunk size", query_chunk_size)):
+        if value is not None and value < 1:
+            raise ValueError(f"{name} must be at least 1, got {value}")
     for module in model.modules():
         if isinstance(module, Attention):
             module.chunk_size = chunk_size
+            module.query_chunk_size = query_chunk_size

@@ -115,9 +115,9 @@ class SketchEncoder(nn.Module):
         self.middle_block = factory.middle_block()
         self.middle_block_out = _zero_conv(config.model_channels * config.channel_mult[-1])
 
-    def set_attention_chunk(self, chunk_size: int | None) -> None:
-        """Cap the sequences per attention kernel call (exact; trades speed for memory)."""
-        set_attention_chunk(self, chunk_size)
+    def set_attention_chunk(self, chunk_size: int | None, query_chunk_size: int | None = None) -> None:
+        """Cap the sequences (and query tokens) per attention kernel call (exact; trades speed for memory)."""
+        set_attention_chunk(self, chunk_size, query_chunk_size)
 
     def forward(
         self,

@@ -227,9 +227,9 @@ class ToonCrafterUNet(nn.Module):
         self.output_blocks = factory.output_blocks(skip_channels)
         self.out = nn.Sequential(group_norm(mc), nn.SiLU(), nn.Conv2d(mc, config.out_channels, 3, padding=1))
 
-    def set_attention_chunk(self, chunk_size: int | None) -> None:
-        """Cap the sequences per attention kernel call (exact; trades speed for memory)."""
-        set_attention_chunk(self, chunk_size)
+    def set_attention_chunk(self, chunk_size: int | None, query_chunk_size: int | None = None) -> None:
+        """Cap the sequences (and query tokens) per attention kernel call (exact; trades speed for memory)."""
+        set_attention_chunk(self, chunk_size, query_chunk_size)
 
     def frame_context(self, context: torch.Tensor, num_frames: int) -> torch.Tensor:
         """(B, L, D) -> (B·T, L', D): the cross-attention context each frame sees.

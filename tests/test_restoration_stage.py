@@ -134,7 +134,8 @@ def test_keep_palette_on_fixes_a_full_size_backends_drift():
 
 @pytest.mark.slow
 def test_tooncrafter_on_the_tiny_model_is_restored_to_the_keys_size(reference_dir, tmp_path, monkeypatch):
-    """The real backend on the tiny golden model (canvas 128×64), declaring the canvas it draws on."""
+    """The real backend on the tiny golden model (canvas 128×64) declares the canvas it draws on, so the
+    pipeline restores its frames to the keys' size."""
     from engine.backends.tooncrafter import ToonCrafterBackend
     from engine.tooncrafter.networks.config import tiny_from_reference
     from engine.tooncrafter.weights.store import ModelStore
@@ -143,12 +144,7 @@ def test_tooncrafter_on_the_tiny_model_is_restored_to_the_keys_size(reference_di
     config = tiny_from_reference(json.loads((folder / "config.json").read_text()))
     settings = GenerationSettings(backend="tooncrafter", steps=1, checkpoint=str(folder / "weights.safetensors"))
 
-    class Declared(ToonCrafterBackend):
-        @property
-        def draws_at(self):
-            return (self.config.width, self.config.height)
-
-    backend = Declared(settings, config=config, store=ModelStore(tmp_path))
+    backend = ToonCrafterBackend(settings, config=config, store=ModelStore(tmp_path))
     assert backend.draws_at == (config.width, config.height)
     key_a = cel_scene(0.0, width=256, height=128)
     key_b = cel_scene(1.0, width=256, height=128)

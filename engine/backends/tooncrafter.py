@@ -95,6 +95,9 @@ class ToonCrafterBackend(Backend):
                 self.files = WeightFiles(None, None, sketch)
             self.runner = TorchRunner(settings, self.files, config, model)
         self.config = self.runner.config
+        # The model draws on its own canvas: the pipeline's full-resolution restore stage brings the
+        # frames up to larger keys with the keys' own detail (engine/restoration).
+        self.draws_at = (self.config.width, self.config.height)
         self.strategy = SegmentStrategy(self.runner)
         self._said: set[str] = set()
 

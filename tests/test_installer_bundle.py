@@ -81,8 +81,9 @@ def _elsewhere(tmp_path: Path) -> tuple[dict, Path]:
 def test_bundle_leaves_out_what_the_app_never_uses(bundle):
     internal = bundle / "_internal"
     assert (bundle / "inbetween").is_file() and (bundle / "inbetween-studio").is_file()
-    for unused in ("torch/test", "torch/bin", "torch/include", "ray", "pyarrow", "pandas", "pytest", "PyQt5", "av"):
+    for unused in ("torch/test", "torch/include", "ray", "pyarrow", "pandas", "pytest", "PyQt5", "av"):
         assert not (internal / unused).exists(), unused
+    assert [p.name for p in (internal / "torch" / "bin").iterdir()] == ["torch_shm_manager"]  # needed by import torch
     total, parts = _build_module().bundle_sizes(bundle)
     assert parts[0][1] == "torch" and total > parts[0][0]
 

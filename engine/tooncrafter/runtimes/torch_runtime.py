@@ -25,6 +25,8 @@ from .runner import ModelRunner
 
 #: Sequences per attention kernel call in low-VRAM mode (exact; bounds the attention matrices).
 LOW_VRAM_ATTENTION_CHUNK = 4096
+#: Frames the dual-reference decoder computes at once in low-VRAM mode (exact frame-streamed decode).
+LOW_VRAM_DECODE_FRAMES = 1
 
 
 def _home(module: nn.Module) -> tuple[torch.device, torch.dtype]:
@@ -171,6 +173,7 @@ class TorchRunner(ModelRunner):
         model.embedder.to("cpu")
         model.unet.set_attention_chunk(LOW_VRAM_ATTENTION_CHUNK if self.low_vram else None)
         model.first_stage_model.decoder.set_attention_chunk(1 if self.low_vram else None)
+        model.first_stage_model.decoder.set_frames_at_once(LOW_VRAM_DECODE_FRAMES if self.low_vram else None)
         if self.sketch_encoder is not None:
             self.sketch_encoder.to(home)
 

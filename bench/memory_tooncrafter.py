@@ -8,12 +8,17 @@ compared with the whole-clip decode's, so the table also shows the lean decode i
 
     .venv/bin/python bench/memory_tooncrafter.py                      # 16 x 320x512, whole, 4, 1
     .venv/bin/python bench/memory_tooncrafter.py --frames 4 --height 64 --width 64 --settings whole 1
+    python bench/memory_tooncrafter.py --device cuda --dtype fp16   # GPU: peak VRAM (max_memory_allocated)
+
+On CUDA "before" and "peak" are the allocator's bytes (torch.cuda.memory_allocated and
+max_memory_allocated), so "activations" is the peak VRAM the decode adds to its weights and inputs.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -46,6 +51,8 @@ def child(args: argparse.Namespace) -> None:
         fusion_levels=config.fusion_levels,
         kernel_t=config.kernel_t,
     ).eval()
+    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[args.dtype]
+    decoder.to(args.device, dtype)
     weights = sum(p.numel() * p.element_size() for p in decoder.parameters())
     h, w = args.height // 8, args.width // 8
     generator = torch.Generator().manual_seed(1)
@@ -54,15 +61,22 @@ def child(args: argparse.Namespace) -> None:
     for level, mult in enumerate([*config.ch_mult, 1]):
         scale = 2 ** min(level, len(config.ch_mult) - 1) if level < len(config.ch_mult) else 1
         refs.append(torch.randn(1, config.ch * mult, 2, args.height // scale, args.width // scale, generator=generator))
-    before = _resident_bytes()
+    z, refs = z.to(args.device, dtype), [r.to(args.device, dtype) for r in refs]
+    cuda = args.device.startswith("cuda")
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated() if cuda else _resident_bytes()
     step = None if args.setting == "whole" else int(args.setting)
     start = time.perf_counter()
     with torch.no_grad():
         frames = decoder(z, refs, args.frames, frames_at_once=step)
+    if cuda:
+        torch.cuda.synchronize()
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = torch.cuda.max_memory_allocated() if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     if args.save:
-        torch.save(frames, args.save)
+        torch.save(frames.float().cpu(), args.save)
     print(json.dumps({"weights": weights, "before": before, "peak": peak, "seconds": seconds}))
 
 
@@ -72,6 +86,8 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=320)
     parser.add_argument("--width", type=int, default=512)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cpu (peak RSS) or cuda (peak allocated VRAM)")
+    parser.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default="fp32")
     parser.add_argument("--settings", nargs="+", default=["whole", "4", "1"], help="'whole' or frames at once")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--save", help=argparse.SUPPRESS)
@@ -87,16 +103,19 @@ def main() -> None:
 
     gib = 1024**3
     print(f"machine: {platform.processor() or platform.machine()}, {args.threads} threads, torch {torch.__version__}")
-    print(f"dual-reference decode, {args.frames} frames at {args.height}x{args.width}, float32, random weights")
+    print(f"dual-reference decode, {args.frames} frames at {args.height}x{args.width}, {args.dtype} on {args.device}, random weights")
     print(f"{'setting':>10} {'weights GiB':>12} {'before GiB':>11} {'peak GiB':>9} {'activations GiB':>16} {'s':>8}")
     outputs = {}
+    # Large tensors get their own mappings, so freed activations leave the resident set at once and
+    # the peak is the live memory's, not the allocator's fragmentation.
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(1 << 20)}
     with tempfile.TemporaryDirectory() as tmp:
         for setting in args.settings:
             save = str(Path(tmp) / f"{setting}.pt")
             command = [sys.executable, __file__, "--child", setting, "--save", save]
             command += ["--frames", str(args.frames), "--height", str(args.height), "--width", str(args.width)]
-            command += ["--threads", str(args.threads)]
-            done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+            command += ["--threads", str(args.threads), "--device", args.device, "--dtype", args.dtype]
+            done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=env)
             if done.returncode:
                 print(f"{setting:>10} failed: {done.stderr.strip().splitlines()[-1:]}")
                 continue

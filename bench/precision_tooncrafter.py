@@ -55,19 +55,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--folder", type=Path, default=REPO.parent / "shared" / "reference" / "tiny_a")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES), metavar="MODE")
+    parser.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES))
     args = parser.parse_args()
     if not (args.folder / "cases.json").is_file():
         raise SystemExit(f"no conformance cases in {args.folder}")
     torch.set_num_threads(args.threads)
     folder = CaseFolder(args.folder)
     print(f"machine: {platform.machine()}, {args.threads} threads, torch {torch.__version__}; cases from {args.folder}")
-    print("| mode | eta0 latents | eta0 frames | eta1 latents |")
-    print("|---|---|---|---|")
-    for mode in MODES:
+    columns = [f"{case[-4:]} {name}" for case in args.cases for name in ("latents", "frames") if case != CASES[1] or name == "latents"]
+    print("| mode | " + " | ".join(columns) + " |")
+    print("|---|" + "---|" * len(columns))
+    for mode in args.modes:
         errors = {}
-        for case in CASES:
+        for case in args.cases:
             errors.update({f"{case[-4:]} {k}": v for k, v in run_mode(folder, case, mode).items()})
-        print(f"| {mode} | {errors['eta0 latents']:.2e} | {errors['eta0 frames']:.2e} | {errors['eta1 latents']:.2e} |", flush=True)
+        print(f"| {mode} | " + " | ".join(f"{errors[c]:.2e}" for c in columns) + " |", flush=True)
 
 
 if __name__ == "__main__":

@@ -10,23 +10,15 @@ exits 0 when the files are there, 1 with the reason otherwise.
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 from qtpy import QtWidgets
 
 from engine.core import vocabulary
 
+from .tour import wait_until
+
 TIMEOUT_S = 600
-
-
-def _wait(app: QtWidgets.QApplication, until, what: str, timeout_s: float = TIMEOUT_S) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not until():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} did not finish within {timeout_s:.0f} s")
-        app.processEvents()
-        time.sleep(0.02)
 
 
 def run_self_check(window, app: QtWidgets.QApplication, keys: list[Path], out: Path) -> int:
@@ -48,7 +40,7 @@ def run_self_check(window, app: QtWidgets.QApplication, keys: list[Path], out: P
         say(f"opened {len(keys)} keys; generating with the {backend} backend")
         if not window.generate("all"):
             raise RuntimeError("the app refused to generate (see the message above)")
-        _wait(app, lambda: bool(outcome), "generation")
+        wait_until(app, lambda: bool(outcome), TIMEOUT_S, "the generation")
         if outcome[0] != "done":
             raise RuntimeError(f"generation {outcome[0]}")
         window.select_all_segments()
@@ -57,7 +49,7 @@ def run_self_check(window, app: QtWidgets.QApplication, keys: list[Path], out: P
         say(f"generated; engine: {window.engine_label.text()}")
         if not window.export(ExportOptions(folder=out, name="self_check", formats=("png", "psd"))):
             raise RuntimeError("export refused (see the message above)")
-        _wait(app, lambda: bool(exported), "export")
+        wait_until(app, lambda: bool(exported), TIMEOUT_S, "the export")
         if not exported[0]:
             raise RuntimeError("export failed")
         pngs = sorted(out.glob("self_check_*.png"))

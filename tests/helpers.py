@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from PIL import Image, ImageDraw
 
@@ -106,3 +108,14 @@ def cel_scene(t: float, *, width: int = 512, height: int = 320, transparent: boo
     if not transparent:
         alpha[:] = 255
     return np.dstack([rgb, alpha])
+
+
+def make_training_clips(folder: Path, *, clips: int, frames: int, seed: int) -> Path:
+    """A small synthetic cartoon clip set (tools/make_synthetic_clips.py) at the tiny model's size."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_synthetic_clips", Path(__file__).resolve().parents[1] / "tools" / "make_synthetic_clips.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.make_clips(folder, clips=clips, frames=frames, width=128, height=64, seed=seed)
+    return folder

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
-import json
 from pathlib import Path
 
 import pytest
@@ -12,8 +10,8 @@ import torch
 from safetensors.torch import load_file
 
 from engine.tooncrafter.model import build_sketch_encoder
-from engine.tooncrafter.networks.config import tiny_from_reference
 from engine.tooncrafter.weights.checkpoint import load_sketch_encoder, load_tooncrafter, verify_file
+from tests.helpers import make_training_clips
 from training.cli import main
 from training.jobs.sketch import init_from_unet
 from training.perceptual import LPIPS, LPIPS_CHANNELS, _vgg16_features
@@ -24,23 +22,13 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def tiny(reference_dir):
-    folder = reference_dir / "tiny_a"
-    return {
-        "weights": folder / "weights.safetensors",
-        "config_path": folder / "config.json",
-        "config": tiny_from_reference(json.loads((folder / "config.json").read_text())),
-    }
+def tiny(tiny_reference):
+    return tiny_reference
 
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory):
-    spec = importlib.util.spec_from_file_location("make_synthetic_clips", REPO / "tools" / "make_synthetic_clips.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    folder = tmp_path_factory.mktemp("clips")
-    module.make_clips(folder, clips=2, frames=8, width=128, height=64, seed=4)
-    return folder
+    return make_training_clips(tmp_path_factory.mktemp("clips"), clips=2, frames=8, seed=4)
 
 
 def _settings(job, tiny, clips, out, **overrides) -> TrainSettings:

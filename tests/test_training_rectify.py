@@ -3,8 +3,6 @@ exactly, that two DDP processes equal one, and that the result loads and draws i
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import os
 import signal
 import subprocess
@@ -17,8 +15,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from engine.tooncrafter.networks.config import tiny_from_reference
 from engine.tooncrafter.weights.checkpoint import load_tooncrafter, verify_file
+from tests.helpers import make_training_clips
 from training.data import ClipDataset, SampleSpec, collate, discover_clips
 from training.jobs import build_job
 from training.parameters import split_temporal
@@ -30,24 +28,13 @@ UNET = "model.diffusion_model."
 
 
 @pytest.fixture(scope="module")
-def tiny(reference_dir):
-    folder = reference_dir / "tiny_a"
-    return {
-        "weights": folder / "weights.safetensors",
-        "sketch": folder / "sketch_weights.safetensors",
-        "config_path": folder / "config.json",
-        "config": tiny_from_reference(json.loads((folder / "config.json").read_text())),
-    }
+def tiny(tiny_reference):
+    return tiny_reference
 
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory):
-    spec = importlib.util.spec_from_file_location("make_synthetic_clips", REPO / "tools" / "make_synthetic_clips.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    folder = tmp_path_factory.mktemp("clips")
-    module.make_clips(folder, clips=4, frames=10, width=128, height=64, seed=3)
-    return folder
+    return make_training_clips(tmp_path_factory.mktemp("clips"), clips=4, frames=10, seed=3)
 
 
 def settings(tiny, clips, out, **overrides) -> TrainSettings:

@@ -296,7 +296,9 @@ def resumable_entries(folder: Path, manifest: dict[str, Any], force: bool) -> di
         partial = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         partial = {}
-    same = {k: v for k, v in partial.items() if k != "graphs"} == {k: v for k, v in manifest.items() if k != "graphs"}
+    # Same source and settings: every field the new export starts with (the partial file also holds
+    # what earlier graphs added, e.g. the text context length, which the resumed loop sets again).
+    same = all(partial.get(k) == v for k, v in manifest.items() if k != "graphs")
     entries = partial.get("graphs", {}) if same and not force else {}
     complete = {
         name: entry for name, entry in entries.items()

@@ -60,3 +60,7 @@ def run_self_check(window, app: QtWidgets.QApplication, keys: list[Path], out: P
     except Exception as exc:  # the self-check reports every failure as its result
         say(f"FAILED: {type(exc).__name__}: {exc}")
         return 1
+    finally:
+        # The check's project is throwaway: close the window as the app does on quit, without asking.
+        window.doc.undo_stack.setClean()
+        window.close()

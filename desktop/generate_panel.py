@@ -281,7 +281,7 @@ class GeneratePanel(QtWidgets.QWidget):
         s = self.doc.project.settings
         self._updating = True
         try:
-            self.backend.setCurrentIndex(max(0, self.backend.findData(s.get("backend", "rife"))))
+            self.backend.setCurrentIndex(max(0, self.backend.findData(s.get("backend", "auto"))))
             self.motion.setValue(int(s.get("motion", 10)))
             self.seed.setValue(int(s.get("seed", 123)))
             self.seed_lock.setChecked(bool(s.get("seed_locked", True)))

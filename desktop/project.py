@@ -138,7 +138,7 @@ class ShownFrame:
 
 #: Generation settings the project remembers (names are GenerationSettings fields).
 DEFAULT_SETTINGS = {
-    "backend": "rife",
+    "backend": "auto",  # the best backend the engine can run: ToonCrafter with its weights, else cel
     "motion": 10,
     "seed": 123,
     "seed_locked": True,

@@ -28,12 +28,7 @@ from engine.tooncrafter.networks.normalization import Float32GroupNorm
 EXACT = 1e-5
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -33,13 +33,7 @@ from engine.tooncrafter.networks.resampler import RESAMPLER_KEY_PREFIX, Resample
 ATOL = 1e-4
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These models are tiny: one intra-op thread is faster, and immune to a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def strip(weights: dict, prefix: str) -> dict:

@@ -19,6 +19,7 @@ from training.settings import TrainSettings
 from training.trainer import train
 
 REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +63,6 @@ def test_lpips_loads_local_files_and_measures_distance(lpips_files, tmp_path):
 
 @pytest.mark.slow
 def test_decoder_job_trains_the_decoder_only_with_the_adaptive_adversarial_weight(tiny, clips, tmp_path, lpips_files):
-    torch.set_num_threads(1)
     out = tmp_path / "decoder"
     train(_settings("decoder", tiny, clips, out, disc_start=1, lpips_vgg=lpips_files[0], lpips_heads=lpips_files[1]))
     start, trained = load_file(tiny["weights"]), load_file(out / "model.safetensors")
@@ -91,7 +91,6 @@ def test_sketch_encoder_starts_from_the_unet_with_no_effect(tiny):
 
 @pytest.mark.slow
 def test_sketch_job_writes_a_sketch_encoder_the_engine_loads(tiny, clips, tmp_path):
-    torch.set_num_threads(1)
     out = tmp_path / "sketch"
     train(_settings("sketch", tiny, clips, out, steps=1, lr=1e-3))
     info = verify_file(out / "sketch_encoder.safetensors", tiny["config"])

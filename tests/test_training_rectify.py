@@ -24,6 +24,7 @@ from training.settings import TrainSettings
 from training.trainer import train
 
 REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 UNET = "model.diffusion_model."
 
 
@@ -45,8 +46,7 @@ def settings(tiny, clips, out, **overrides) -> TrainSettings:
 
 
 @pytest.fixture(scope="module")
-def rectified(tiny, clips, tmp_path_factory):
-    torch.set_num_threads(1)
+def rectified(tiny, clips, tmp_path_factory, one_torch_thread):
     out = tmp_path_factory.mktemp("rectify")
     result = train(settings(tiny, clips, out, steps=2, batch=2, micro_batch=1))
     return out, result
@@ -95,7 +95,6 @@ def test_rectified_weights_load_in_the_engine_and_draw(rectified, tiny):
 
 
 def test_loss_falls_when_overfitting_one_batch(tiny, clips):
-    torch.set_num_threads(1)
     s = settings(tiny, clips, clips / "unused", lr=1e-3)
     job = build_job(s, tiny["config"], torch.device("cpu"))
     clip_list, _ = discover_clips(clips, 6)
@@ -115,7 +114,6 @@ def test_loss_falls_when_overfitting_one_batch(tiny, clips):
 
 @pytest.mark.slow
 def test_resume_after_kill_reproduces_the_uninterrupted_run(tiny, clips, tmp_path):
-    torch.set_num_threads(1)
     whole = tmp_path / "whole"
     train(settings(tiny, clips, whole, steps=3, save_every=1))
     killed = tmp_path / "killed"
@@ -156,7 +154,6 @@ def test_two_ddp_processes_match_one_process_with_the_same_global_batch(tiny, cl
 
     import torch.multiprocessing as mp
 
-    torch.set_num_threads(1)
     single = tmp_path / "single"
     train(settings(tiny, clips, single, steps=2, batch=2, micro_batch=1))  # accumulation 2
     with socket.socket() as s:
@@ -176,7 +173,6 @@ def test_two_ddp_processes_match_one_process_with_the_same_global_batch(tiny, cl
 def test_activation_checkpointing_gives_the_same_gradients(tiny, clips):
     from training.trainer import enable_activation_checkpointing
 
-    torch.set_num_threads(1)
     job = build_job(settings(tiny, clips, clips / "unused"), tiny["config"], torch.device("cpu"))
     clip_list, _ = discover_clips(clips, 6)
     batch = collate([ClipDataset(clip_list, SampleSpec(6, 128, 64), seed=1)[0]])

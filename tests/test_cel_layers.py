@@ -34,3 +34,27 @@ def test_unchanged_transparent_paper_is_not_change():
     b = a.copy()
     b[..., :3] = 77  # colour under zero alpha means nothing
     assert not changed_pixels(a, b).any()
+
+
+def test_backdrop_seen_through_a_gap_in_the_figure_is_a_pocket_not_a_part():
+    """Sky enclosed between two moving legs is the sky's paint: plate, not a region to match."""
+    from engine.cel.layers import backdrop_pockets
+
+    def legs(x: int) -> np.ndarray:
+        key = art.canvas()
+        mask = np.zeros(key.shape[:2], np.uint8)
+        mask[40:120, x:x + 10] = 255
+        mask[40:120, x + 30:x + 40] = 255
+        mask[40:50, x:x + 40] = 255  # the hips close the gap from above
+        mask[110:120, x:x + 40] = 255  # and a bar below: the backdrop is enclosed
+        art.paint(key, mask, art.LIMB)
+        return key
+
+    key_a, key_b = legs(100), legs(125)  # the figure steps right, across its own gap
+    seg = segment(key_a)
+    held = held_regions(seg, changed_pixels(key_a, key_b))
+    pockets = backdrop_pockets(seg, held)
+    pocket = seg.labels[80, 120]
+    limb = seg.labels[80, 104]
+    assert not held[pocket] and pockets[pocket]
+    assert not pockets[limb] and not pockets[seg.labels[5, 5]]

@@ -51,3 +51,39 @@ def test_squash_is_fitted_as_an_affine_pose():
     sx, sy = np.linalg.svd(motion.pose[:2, :2], compute_uv=False)
     assert sx == pytest.approx(1.5, abs=0.15) and sy == pytest.approx(0.67, abs=0.1)
     assert motion.score > 0.9
+
+
+def face(angle_deg: float, centre=(120.0, 100.0)) -> tuple[np.ndarray, np.ndarray]:
+    """A round head (a disc) whose turn only its two eyes tell: (fill mask, ink mask)."""
+    fill = np.zeros((200, 240), np.uint8)
+    cv2.circle(fill, (int(centre[0]), int(centre[1])), 30, 255, -1)
+    ink = np.zeros_like(fill)
+    cv2.circle(ink, (int(centre[0]), int(centre[1])), 30, 255, 2)
+    m = arcs.rotation(math.radians(angle_deg))
+    for eye in ([8.0, -10.0], [20.0, -10.0]):
+        x, y = m @ np.array(eye) + centre
+        cv2.circle(ink, (int(round(x)), int(round(y))), 3, 255, -1)
+    return fill > 0, ink > 0
+
+
+def test_a_round_heads_turn_is_read_from_its_lines():
+    """The silhouette of a disc fits every turn; the eyes (ink inside the part) decide it."""
+    fill_a, ink_a = face(0.0)
+    fill_b, ink_b = face(35.0, centre=(130.0, 96.0))
+    motion = fit_free(shape_of(fill_a | ink_a, 0, None, ink_a), shape_of(fill_b | ink_b, 0, None, ink_b))
+    assert math.degrees(motion.turn) == pytest.approx(35.0, abs=5.0)
+    blind = fit_free(shape_of(fill_a | ink_a), shape_of(fill_b | ink_b))
+    assert abs(math.degrees(blind.turn) - 35.0) > 15.0  # without the lines the turn is a guess
+
+
+def test_a_part_shown_whole_in_both_keys_is_not_excused_as_hidden():
+    """Other parts may hide a part only as much as one key shows less of it than the other: a limb
+    drawn whole in both keys gets no credit for landing on its neighbours."""
+    a_mask = l_shape(0.0)
+    b_mask = l_shape(90.0, centre=(140.0, 110.0))
+    others = np.ones_like(a_mask) & ~a_mask  # everything around the part is another part
+    a = shape_of(a_mask, 0, others)
+    b = shape_of(b_mask, 0, np.ones_like(b_mask) & ~b_mask)
+    motion = fit_free(a, b)
+    assert math.degrees(motion.turn) == pytest.approx(90.0, abs=3.0)
+    assert motion.score > 0.9

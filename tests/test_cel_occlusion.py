@@ -26,3 +26,32 @@ def test_part_that_hides_another_is_painted_after_it():
     disc = Part(1, [1], [1], disc_a > 0, disc_b > 0, Motion(move, 0.0, 1.0))
     assert paint_order([disc, board]) == [1, 0]  # board first (back), disc last (front)
     assert paint_order([board, disc]) == [0, 1]
+
+
+def test_a_figure_walking_behind_a_held_post_stays_behind_it():
+    """Key B shows the figure half hidden by a post that never moves: the post is held scenery in
+    front of the figure, so every in-between paints it over the figure, exactly as the keys draw it."""
+    from engine.cel.interpolator import CelInterpolator
+    from tests import cel_drawings as art
+
+    post = np.zeros((160, 240), np.uint8)
+    post[20:115, 140:156] = 255
+
+    def key(x: int) -> np.ndarray:
+        image = art.canvas()
+        figure = np.zeros((160, 240), np.uint8)
+        figure[50:110, x:x + 36] = 255
+        figure[30:50, x + 8:x + 28] = 255  # a head, so the shape has a top
+        art.paint(image, figure, art.LIMB)
+        art.paint(image, post, art.TORSO)
+        return image
+
+    key_a, key_b = key(70), key(128)
+    segment = CelInterpolator().prepare(key_a, key_b)
+    inside = post > 0
+    assert segment.front[inside].mean() > 0.95
+    for tau in (0.5, 0.8):
+        out = segment.inbetween(tau)
+        assert np.array_equal(out[inside], key_b[inside])  # the post is drawn over the figure
+        limb = art.colour_mask(out, art.LIMB)
+        assert limb[:, 100:140].sum() > 0.5 * art.colour_mask(key_a, art.LIMB).sum() * (1 - tau)  # the figure is there

@@ -36,3 +36,24 @@ def test_part_is_painted_where_its_pose_puts_it():
     assert (out[15:25, 40:50] == (200, 50, 50, 255)).all()
     assert (out[10:20, 10:20, 3] == 0).all()
     assert touched[15:25, 40:50].all() and not touched[:, :35].any()
+
+
+def test_what_one_key_hides_behind_another_part_comes_from_the_other_key():
+    """A torso crossed by an arm in key A has a hole there; before the mix, key B's torso (not the
+    plate) shows through it."""
+
+    key = np.zeros((40, 40, 4), np.uint8)
+    key[10:30, 10:30] = (200, 50, 50, 255)
+    torso_b = np.zeros((40, 40), bool)
+    torso_b[10:30, 10:30] = True
+    torso_a = torso_b.copy()
+    torso_a[18:22, 10:30] = False  # the arm lies across it in key A
+    arm_a = np.zeros_like(torso_a)
+    arm_a[18:22, 5:35] = True
+    cut_a = cut_out(premultiplied(key), torso_a, arm_a)
+    cut_b = cut_out(premultiplied(key), torso_b, np.zeros_like(torso_b))
+    canvas = np.zeros((40, 40, 4), np.float32)
+    touched = np.zeros((40, 40), bool)
+    paint_part(canvas, touched, cut_a, np.eye(3), cut_b, np.eye(3), 0.0, 0.1, np.eye(3))
+    assert canvas[20, 20, 3] == pytest.approx(1.0, abs=1e-3)  # the hole is filled, fully opaque
+    assert canvas[20, 20, 0] == pytest.approx(200 / 255, abs=1e-3)

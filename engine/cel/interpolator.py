@@ -25,9 +25,9 @@ import numpy as np
 
 from ..api import CancelToken, EngineError
 from . import arcs
-from .layers import background_plate, changed_pixels, held_regions
+from .layers import backdrop_pockets, background_plate, changed_pixels, held_regions
 from .matching import match_figures, match_regions
-from .occlusion import paint_order
+from .occlusion import held_in_front, paint_order
 from .parts import Part, build_parts, group_regions
 from .regions import Segmentation, segment
 from .render import CutOut, Residual, cut_out, measure_residual, mix_weight, paint_part, premultiplied, straight
@@ -73,6 +73,7 @@ class CelSegment:
     cuts: list[tuple[CutOut | None, CutOut | None]]
     knots: list[list[Knot]]
     residuals: list[Residual | None]
+    front: np.ndarray  # bool: held scenery painted over the parts (a trunk the figure walks behind)
     report: dict = field(default_factory=dict)
 
     def poses(self, tau: float) -> list[np.ndarray]:
@@ -97,6 +98,7 @@ class CelSegment:
             cut_a, cut_b = self.cuts[k]
             pose_b = poses[k] @ np.linalg.inv(part.motion.pose)
             paint_part(canvas, touched, cut_a, poses[k], cut_b, pose_b, beta, tau, part.motion.pose, self.residuals[k])
+        touched &= ~self.front
         out = self.plate.copy()
         out[touched] = straight(canvas[touched][None])[0]
         return out
@@ -167,8 +169,9 @@ class CelInterpolator:
         cancel.check()
         changed = changed_pixels(key_a, key_b)
         held_a, held_b = held_regions(seg_a, changed), held_regions(seg_b, changed)
-        moving_a = [i for i in range(len(seg_a.regions)) if not held_a[i]]
-        moving_b = [j for j in range(len(seg_b.regions)) if not held_b[j]]
+        pockets_a, pockets_b = backdrop_pockets(seg_a, held_a), backdrop_pockets(seg_b, held_b)
+        moving_a = [i for i in range(len(seg_a.regions)) if not held_a[i] and not pockets_a[i]]
+        moving_b = [j for j in range(len(seg_b.regions)) if not held_b[j] and not pockets_b[j]]
         if len(moving_a) > self.config.max_moving_regions or len(moving_b) > self.config.max_moving_regions:
             raise NotCelArt(f"{max(len(moving_a), len(moving_b))} moving regions: too many small pieces to match")
         diagonal = math.hypot(width, height)
@@ -182,7 +185,7 @@ class CelInterpolator:
             matched_by = "figures"
         else:
             groups = group_regions(seg_a, seg_b, moving_a, moving_b, matches)
-        parts = build_parts(key_a, key_b, seg_a, seg_b, groups, held_a, changed)
+        parts = build_parts(key_a, key_b, seg_a, seg_b, groups, held_a, held_b, changed)
         cancel.check()
         report = self._confidence(seg_a, seg_b, moving_a, moving_b, groups if matched_by == "figures" else matches, parts)
         report["matched_by"] = matched_by
@@ -194,8 +197,10 @@ class CelInterpolator:
         plate, unseen = background_plate(key_a, key_b, _with_fringe(mask_a, changed), _with_fringe(mask_b, changed))
         report["inpainted_pixels"] = int(unseen.sum())
         order = paint_order(parts)
+        front = held_in_front(parts, seg_a, seg_b, held_a, held_b)
+        report["held_in_front_pixels"] = int(front.sum())
         pa, pb = premultiplied(key_a), premultiplied(key_b)
-        cuts = [(cut_out(pa, p.mask_a), cut_out(pb, p.mask_b) if p.regions_b else None) for p in parts]
+        cuts = [(cut_out(pa, p.mask_a, mask_a), cut_out(pb, p.mask_b, mask_b) if p.regions_b else None) for p in parts]
         knots = [[Knot(0.0, np.eye(3), 0.0), Knot(1.0, p.relative, p.turn)] for p in parts]
         residuals = [
             measure_residual(ca, cb, p.motion.pose, max(3.0, RESIDUAL_LIMIT * math.sqrt(p.area)))
@@ -205,7 +210,7 @@ class CelInterpolator:
         report["aligned_parts"] = sum(r is not None for r in residuals)
         if sketches:
             report["sketches"] = self._fit_sketches(parts, knots, sketches, (height, width), cancel)
-        return CelSegment(height, width, plate, premultiplied(plate), parts, order, cuts, knots, residuals, report)
+        return CelSegment(height, width, plate, premultiplied(plate), parts, order, cuts, knots, residuals, front, report)
 
     def _confidence(self, seg_a, seg_b, moving_a, moving_b, matches, parts) -> dict:
         area_a = sum(seg_a.regions[i].area for i in moving_a)

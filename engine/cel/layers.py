@@ -22,6 +22,8 @@ HELD_CHANGED = 0.05
 HELD_RING_CHANGED = 0.3
 #: ... or, for a region touching the frame edge, at most this share of its pixels changed.
 HELD_BACKDROP_CHANGED = 0.3
+#: A moving region within this colour distance (RGBA, 0-255) of the backdrop's paint is backdrop.
+POCKET_PAINT = 12.0
 
 
 def changed_pixels(key_a: np.ndarray, key_b: np.ndarray) -> np.ndarray:
@@ -56,6 +58,21 @@ def held_regions(seg: Segmentation, changed: np.ndarray) -> np.ndarray:
         ring = (cv2.dilate(mask, np.ones((5, 5), np.uint8)) > 0) & ~(cv2.erode(mask, kernel) > 0)
         held[i] = changed[ys, xs][ring].mean() <= HELD_RING_CHANGED
     return held
+
+
+def backdrop_pockets(seg: Segmentation, held: np.ndarray) -> np.ndarray:
+    """Boolean per region: not held, but painted like a held region that reaches the frame edge
+    (the sky seen between a figure's legs or under its arm). Such a pocket is backdrop showing
+    through a gap in the figure, not a part of it: it belongs to the plate."""
+    backdrop = [r.colour for r in seg.regions if held[r.index] and r.touches_border and r.area > 0]
+    pockets = np.zeros(len(seg.regions), bool)
+    if not backdrop:
+        return pockets
+    colours = np.stack(backdrop)
+    for region in seg.regions:
+        if not held[region.index] and region.area > 0:
+            pockets[region.index] = np.linalg.norm(colours - region.colour, axis=1).min() <= POCKET_PAINT
+    return pockets
 
 
 def background_plate(

@@ -22,6 +22,11 @@ from . import arcs
 
 #: Points sampled from each shape to score a pose.
 SAMPLE_POINTS = 400
+#: Ink points sampled from each shape, and the fewest that make its lines worth scoring.
+LINE_POINTS = 300
+MIN_LINE_POINTS = 12
+#: Weight of the lines' agreement in a pose's score (the rest is the silhouettes' overlap).
+LINE_WEIGHT = 0.5
 #: Coarse sweep of turns (degrees).
 COARSE_STEP = 10.0
 #: Small preference (score per radian) for turns close to the expected one, so symmetric shapes
@@ -32,6 +37,8 @@ JOINT_TURN_PRIOR = 0.03
 #: A free part turns by more than 45 degrees from the expected turn only when that fits at least
 #: this much better than the best pose near the expected turn.
 BIG_TURN_MARGIN = 0.06
+#: A key showing a part a share s smaller than the other key may hide up to HIDING_GAIN * s of it.
+HIDING_GAIN = 3.0
 #: An affine (squash and stretch) pose replaces the similarity only when it scores this much better.
 AFFINE_GAIN = 0.03
 
@@ -48,15 +55,19 @@ class Shape:
     offset: np.ndarray  # (x, y) of soft's first pixel in the frame
     covariance: np.ndarray
     others: np.ndarray | None = None  # where other parts cover this key (on soft's grid): no evidence
+    lines: np.ndarray | None = None  # (M, 2) sampled ink points of the part (its outline and inner lines)
+    lines_soft: np.ndarray | None = None  # the part's ink, blurred a little, on soft's grid
 
     @property
     def size(self) -> float:
         return math.sqrt(max(self.area, 1))
 
 
-def shape_of(mask: np.ndarray, seed: int = 0, others: np.ndarray | None = None) -> Shape:
+def shape_of(mask: np.ndarray, seed: int = 0, others: np.ndarray | None = None, ink: np.ndarray | None = None) -> Shape:
     """`others`: pixels of this key covered by other moving parts, which may hide this part; a
-    pose is neither rewarded nor punished for what lands there."""
+    pose is neither rewarded nor punished for what lands there. `ink`: the key's ink; the part's
+    own lines (eyes on a round head, a thumb on a glove) then also score a pose, which the
+    silhouette alone cannot for a shape that looks alike turned any way."""
     ys, xs = np.nonzero(mask)
     points = np.stack([xs, ys], axis=1).astype(np.float64)
     centroid = points.mean(axis=0) if len(points) else np.zeros(2)
@@ -80,7 +91,20 @@ def shape_of(mask: np.ndarray, seed: int = 0, others: np.ndarray | None = None) 
         soft_big = np.zeros_like(canvas)
         soft_big[y0 - hy0:y1 - hy0, x0 - hx0:x1 - hx0] = soft
         soft, hidden, (x0, y0) = soft_big, canvas, (hx0, hy0)
-    return Shape(mask, points, centroid, int(len(xs)), soft, np.array([x0, y0], float), cov + np.eye(2) * 1e-3, hidden)
+    line_points = lines_soft = None
+    if ink is not None:
+        ly, lx = np.nonzero(mask & ink)
+        if len(lx) >= MIN_LINE_POINTS:
+            line_points = np.stack([lx, ly], axis=1).astype(np.float64)
+            if len(line_points) > LINE_POINTS:
+                line_points = line_points[np.random.default_rng(seed + 1).choice(len(line_points), LINE_POINTS, replace=False)]
+            grid = np.zeros(soft.shape, np.float32)
+            gh, gw = soft.shape
+            grid[:] = (mask & ink)[y0:y0 + gh, x0:x0 + gw]
+            lines_soft = cv2.GaussianBlur(grid, (0, 0), 1.0)
+            lines_soft /= max(float(lines_soft.max()), 1e-6)
+    return Shape(mask, points, centroid, int(len(xs)), soft, np.array([x0, y0], float), cov + np.eye(2) * 1e-3, hidden,
+                 line_points, lines_soft)
 
 
 def _lookup(soft: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -90,12 +114,19 @@ def _lookup(soft: np.ndarray, points: np.ndarray) -> np.ndarray:
     return cv2.remap(soft, maps[..., 0], maps[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
-def _seen_share(shape: Shape, points: np.ndarray) -> np.ndarray:
-    """Share of (K, N, 2) points inside `shape`, leaving out those landing where other parts hide it."""
-    inside = _lookup(shape.soft, points - shape.offset)
-    if shape.others is None:
+def _hidden_share(shown: Shape, full: Shape) -> float:
+    """How much of the part one key may hide, judged by how much less of it that key shows than the
+    other: a part shown whole in both keys cannot be hiding behind its neighbours."""
+    return float(np.clip(HIDING_GAIN * (1.0 - shown.area / max(full.area, 1)), 0.0, 1.0))
+
+
+def _seen_share(shape: Shape, points: np.ndarray, hidden: float = 1.0, target: np.ndarray | None = None) -> np.ndarray:
+    """Share of (K, N, 2) points inside `shape` (or on its `target` map, its lines), leaving out (by
+    `hidden`, 0-1) those landing where other parts may hide it."""
+    inside = _lookup(shape.soft if target is None else target, points - shape.offset)
+    if shape.others is None or hidden <= 0.0:
         return inside.mean(axis=1)
-    weight = 1.0 - _lookup(shape.others, points - shape.offset) * (1.0 - inside)
+    weight = 1.0 - hidden * _lookup(shape.others, points - shape.offset) * (1.0 - inside)
     return (inside * weight).sum(axis=1) / np.maximum(weight.sum(axis=1), 1.0)
 
 
@@ -108,7 +139,13 @@ def overlap_score(m: np.ndarray, a: Shape, b: Shape) -> np.ndarray:
     forward = a.points @ m[:, :2, :2].transpose(0, 2, 1) + m[:, None, :2, 2]
     inverse = np.linalg.inv(m)
     backward = b.points @ inverse[:, :2, :2].transpose(0, 2, 1) + inverse[:, None, :2, 2]
-    score = 0.5 * (_seen_share(b, forward) + _seen_share(a, backward))
+    score = 0.5 * (_seen_share(b, forward, _hidden_share(b, a)) + _seen_share(a, backward, _hidden_share(a, b)))
+    if a.lines is not None and b.lines is not None:
+        forward = a.lines @ m[:, :2, :2].transpose(0, 2, 1) + m[:, None, :2, 2]
+        backward = b.lines @ inverse[:, :2, :2].transpose(0, 2, 1) + inverse[:, None, :2, 2]
+        on_lines = 0.5 * (_seen_share(b, forward, _hidden_share(b, a), b.lines_soft)
+                          + _seen_share(a, backward, _hidden_share(a, b), a.lines_soft))
+        score = (1.0 - LINE_WEIGHT) * score + LINE_WEIGHT * on_lines
     return score[0] if single else score
 
 

@@ -3,18 +3,44 @@ its pose, lands on another part that is visible there, that other part is in fro
 
 Votes from both directions (A carried to B, B carried back to A) are counted per pair; parts are
 then painted back to front: a part goes behind every part that outvotes it, larger parts behind
-smaller ones when the keys say nothing.
+smaller ones when the keys say nothing. Held scenery a part passes behind is found the same way
+and painted over the parts.
 """
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from . import arcs
 from .parts import Part
+from .regions import Segmentation
 
 #: Sampled points a pair needs before its vote counts.
 MIN_VOTES = 4
+#: A held region is in front of the parts when at least FRONT_VOTES points of a part land on it in
+#: the other key and at least FRONT_SHARE of them find the region showing there, not the part ...
+FRONT_VOTES = 20
+FRONT_SHARE = 0.6
+#: ... and those points are at least this share of the part's (a stray edge is no evidence). The
+#: backdrop (held regions reaching the frame edge) is never in front.
+FRONT_PART_SHARE = 0.1
+
+
+def _landings(part: Part, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """Points of `part` in `key` carried to the other key by its pose: (landed points, whether the
+    other key shows the part there), inside the frame only."""
+    source = part.mask_a if key == "a" else part.mask_b
+    pose = part.motion.pose if key == "a" else np.linalg.inv(part.motion.pose)
+    ys, xs = np.nonzero(source)
+    if len(xs) > 3000:
+        pick = np.linspace(0, len(xs) - 1, 3000).astype(int)
+        xs, ys = xs[pick], ys[pick]
+    h, w = source.shape
+    moved = np.rint(arcs.apply(pose, np.stack([xs, ys], axis=1).astype(float))).astype(int)
+    moved = moved[(moved[:, 0] >= 0) & (moved[:, 0] < w) & (moved[:, 1] >= 0) & (moved[:, 1] < h)]
+    own = part.mask_b if key == "a" else part.mask_a
+    return moved, own[moved[:, 1], moved[:, 0]]
 
 
 def _votes(parts: list[Part], key: str) -> np.ndarray:
@@ -30,18 +56,8 @@ def _votes(parts: list[Part], key: str) -> np.ndarray:
     for i, part in enumerate(parts):
         if not part.regions_b:
             continue
-        source = part.mask_a if key == "a" else part.mask_b
-        pose = part.motion.pose if key == "a" else np.linalg.inv(part.motion.pose)
-        ys, xs = np.nonzero(source)
-        if len(xs) > 3000:
-            pick = np.linspace(0, len(xs) - 1, 3000).astype(int)
-            xs, ys = xs[pick], ys[pick]
-        moved = np.rint(arcs.apply(pose, np.stack([xs, ys], axis=1).astype(float))).astype(int)
-        ok = (moved[:, 0] >= 0) & (moved[:, 0] < w) & (moved[:, 1] >= 0) & (moved[:, 1] < h)
-        own = part.mask_b if key == "a" else part.mask_a
-        landed = moved[ok]
-        hidden = ~own[landed[:, 1], landed[:, 0]]
-        cover = owner[landed[hidden, 1], landed[hidden, 0]]
+        landed, seen = _landings(part, key)
+        cover = owner[landed[~seen, 1], landed[~seen, 0]]
         cover = cover[(cover >= 0) & (cover != i)]
         np.add.at(votes[i], cover, 1)
     return votes
@@ -62,3 +78,27 @@ def paint_order(parts: list[Part]) -> list[int]:
         order.append(pick)
         remaining.remove(pick)
     return order
+
+
+def held_in_front(parts: list[Part], seg_a: Segmentation, seg_b: Segmentation, held_a: np.ndarray,
+                  held_b: np.ndarray) -> np.ndarray:
+    """Pixels of held cels painted in front of the moving parts (a tree trunk a figure walks
+    behind): a held region inside the frame on which a good share of a part, carried to the other
+    key by its pose, lands unseen. Returned with the region's outline, to paint over the parts."""
+    front = np.zeros(seg_a.labels.shape, bool)
+    for key, seg, held in (("a", seg_b, held_b), ("b", seg_a, held_a)):
+        for part in parts:
+            if not part.regions_b:
+                continue
+            landed, seen = _landings(part, key)
+            regions = seg.labels[landed[:, 1], landed[:, 0]]
+            for region in np.unique(regions[regions >= 0]):
+                on = regions == region
+                if (held[region] and not seg.regions[region].touches_border
+                        and on.sum() >= max(FRONT_VOTES, FRONT_PART_SHARE * len(landed))
+                        and (~seen[on]).mean() >= FRONT_SHARE):
+                    front |= seg.labels == region
+    if front.any():
+        ring = cv2.dilate(front.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+        front |= ring & (seg_a.ink & seg_b.ink)
+    return front

@@ -1,12 +1,13 @@
 """Moving regions grouped into parts, and parts hung on a skeleton of joints.
 
-Regions that move together are one part: regions touching without ink between them (a fill and
-its shadow tone, a blush on a cheek) always, and regions touching across ink when the pose of one
-also lays the other onto its match (a forearm and its hand). Leftover regions (a mouth that opens,
-a region split in two) ride with the part they touch most. Each part then gets its pose, and a
-parent: a held neighbour (the world) or a moving neighbour. The joint between the two is the
-fixed point of the child's pose relative to its parent when that point lies on the contact
-between them: a shoulder, an elbow, a neck. Children are in-betweened relative to their parents.
+A part is a matched region together with the tones painted beside it without ink (a fill and its
+shadow, a blush on a cheek). Leftover regions ride along: a region of the same paint nearby (a
+torso cut in two by an arm lying across it) joins its sibling's part, anything else the part it
+touches most. Each part gets a free pose, searched near the turn of the whole figure it belongs
+to, and then a place on a skeleton grown like a minimum spanning tree: the bone taken next is
+the one whose joint (a point on the contact between child and parent that the child turns
+about) costs least against the child's free pose. So a forearm hangs from its upper arm and turns
+about the elbow, whatever it touches at rest. Children are in-betweened relative to their parents.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ import cv2
 import numpy as np
 
 from . import arcs
-from .motion import Motion, Shape, fit_free, fit_jointed, shape_of
+from .motion import Motion, fit_free, fit_jointed, shape_of
 from .regions import Segmentation, adjacency
 
-#: Two regions joined by ink are one part when one pose fits both together about as well as
-#: each region's own pose fits it.
-SAME_MOTION_SLACK = 0.005
+#: Two touching regions are one part (a fill and its shadow tone) when at most this share of the
+#: boundary between them is ink.
+TONE_INK_SHARE = 0.2
+#: A leftover region rides with a part painted within this colour distance (RGBA, 0-255) of it.
+SAME_PAINT = 20.0
 #: A joint must lie within this share of the part's size (sqrt of area) of the contact zone.
 JOINT_REACH = 0.35
 #: A jointed pose is kept unless it fits this much worse than the part's free pose.
@@ -124,58 +127,65 @@ def adopt_orphans(parts: list[Part], key: np.ndarray, seg: Segmentation, other_f
         getattr(part, attr)[adopt & (owner == k)] = True
 
 
+def _same_paint(colour_a: np.ndarray, colour_b: np.ndarray) -> bool:
+    return float(np.linalg.norm(colour_a - colour_b)) <= SAME_PAINT
+
+
+def _adopt_leftover(seg: Segmentation, leftover: list[int], owners: dict[int, int],
+                    adjacent: dict[tuple[int, int], tuple[int, float]], reach: float) -> int | None:
+    """The part a leftover region (or group) of one key rides with: a part holding a region of the
+    same paint nearby (one region cut in two by a limb lying across it), else the part it touches most."""
+    colour = np.mean([seg.regions[i].colour for i in leftover], axis=0)
+    centre = np.mean([seg.regions[i].centroid for i in leftover], axis=0)
+    best, best_distance = None, reach
+    for region, part in owners.items():
+        if _same_paint(seg.regions[region].colour, colour):
+            distance = float(np.linalg.norm(seg.regions[region].centroid - centre))
+            if distance < best_distance:
+                best, best_distance = part, distance
+    if best is not None:
+        return best
+    best_len = 0
+    for (i, j), (length, _) in adjacent.items():
+        for here, there in ((i, j), (j, i)):
+            if here in leftover and there in owners and length > best_len:
+                best, best_len = owners[there], length
+    return best
+
+
 def group_regions(
     seg_a: Segmentation, seg_b: Segmentation, moving_a: list[int], moving_b: list[int],
     matches: list[tuple[int, int, float]],
 ) -> list[tuple[list[int], list[int]]]:
-    """Parts as (regions of A, regions of B)."""
+    """Parts as (regions of A, regions of B): matched regions, joined with the tones painted beside
+    them without ink; regions inked apart stay apart (the skeleton decides how they hang together)."""
     pair_of = {i: j for i, j, _ in matches}
-    shapes: dict[int, tuple[Shape, Shape, Motion]] = {}
-    for i, j, _ in matches:
-        sa, sb = shape_of(seg_a.mask(i)), shape_of(seg_b.mask(j))
-        shapes[i] = (sa, sb, fit_free(sa, sb))
     moving_set = set(moving_a)
     union = _Union(moving_a)
     adj_a = adjacency(seg_a)
-    for (i, j), (length, inked) in adj_a.items():
-        if i not in moving_set or j not in moving_set or length < 3:
-            continue
-        if not inked:
+    for (i, j), (length, ink) in adj_a.items():
+        if i in moving_set and j in moving_set and length >= 3 and ink <= TONE_INK_SHARE:
             union.join(i, j)
-        elif i in shapes and j in shapes:
-            together = fit_free(shape_of(seg_a.mask(i) | seg_a.mask(j)), shape_of(seg_b.mask(pair_of[i]) | seg_b.mask(pair_of[j])))
-            wi, wj = shapes[i][0].area, shapes[j][0].area
-            apart = (wi * shapes[i][2].score + wj * shapes[j][2].score) / max(wi + wj, 1)
-            if together.score >= apart - SAME_MOTION_SLACK:
-                union.join(i, j)
     groups: dict[int, list[int]] = {}
     for i in moving_a:
         groups.setdefault(union.find(i), []).append(i)
-    # groups with no match ride with the matched group they touch most
-    matched_groups = {g for g, members in groups.items() if any(m in pair_of for m in members)}
-    for g in [g for g in groups if g not in matched_groups]:
-        best, best_len = None, 0
-        for (i, j), (length, _) in adj_a.items():
-            for here, there in ((i, j), (j, i)):
-                if here in groups[g] and there in moving_set and union.find(there) in matched_groups and length > best_len:
-                    best, best_len = union.find(there), length
-        if best is not None:
-            groups[best].extend(groups.pop(g))
+    reach = 0.25 * math.hypot(*seg_a.labels.shape)
+    owners = {m: g for g, members in groups.items() for m in members if any(x in pair_of for x in members)}
+    for g in [g for g, members in groups.items() if not any(m in pair_of for m in members)]:
+        host = _adopt_leftover(seg_a, groups[g], owners, adj_a, reach)
+        if host is not None:
+            groups[host].extend(groups.pop(g))
     parts = [(members, [pair_of[m] for m in members if m in pair_of]) for members in groups.values()]
-    # B's leftover moving regions join the part owning the B region they touch most
+    # B's leftover moving regions ride with a part of B the same way
     part_of_b = {j: k for k, (_, rb) in enumerate(parts) for j in rb}
     adj_b = adjacency(seg_b)
     leftovers = [j for j in moving_b if j not in part_of_b]
     for _ in range(3):
         for j in list(leftovers):
-            best, best_len = None, 0
-            for (p, q), (length, _) in adj_b.items():
-                other = q if p == j else p if q == j else None
-                if other is not None and other in part_of_b and length > best_len:
-                    best, best_len = part_of_b[other], length
-            if best is not None:
-                parts[best][1].append(j)
-                part_of_b[j] = best
+            host = _adopt_leftover(seg_b, [j], part_of_b, adj_b, reach)
+            if host is not None:
+                parts[host][1].append(j)
+                part_of_b[j] = host
                 leftovers.remove(j)
     return parts
 
@@ -215,7 +225,7 @@ def _joint_on_contact(relative: np.ndarray, contact: np.ndarray, size: float) ->
 
 def build_parts(
     key_a: np.ndarray, key_b: np.ndarray, seg_a: Segmentation, seg_b: Segmentation,
-    groups: list[tuple[list[int], list[int]]], held_a: np.ndarray, changed: np.ndarray,
+    groups: list[tuple[list[int], list[int]]], held_a: np.ndarray, held_b: np.ndarray, changed: np.ndarray,
 ) -> list[Part]:
     """Parts with poses, parents, joints and relative poses, parents before children."""
     moving_a = np.zeros(len(seg_a.regions), bool)
@@ -239,78 +249,140 @@ def build_parts(
     for part in parts:
         figure_a |= part.mask_a
         figure_b |= part.mask_b
+    turn_of = _figure_turns(parts, seg_a, seg_b)
+    # a part may hide behind other parts and behind held scenery (a post), not behind the backdrop
+    scenery_a = np.isin(seg_a.labels, [r.index for r in seg_a.regions if held_a[r.index] and not r.touches_border])
+    scenery_b = np.isin(seg_b.labels, [r.index for r in seg_b.regions if held_b[r.index] and not r.touches_border])
     shapes = {}
     for part in parts:
         if part.regions_b:
-            shapes[part.index] = (shape_of(part.mask_a, part.index, figure_a & ~part.mask_a),
-                                  shape_of(part.mask_b, part.index, figure_b & ~part.mask_b))
-            part.motion = fit_free(*shapes[part.index])
+            shapes[part.index] = (shape_of(part.mask_a, part.index, (figure_a | scenery_a) & ~part.mask_a, seg_a.ink),
+                                  shape_of(part.mask_b, part.index, (figure_b | scenery_b) & ~part.mask_b, seg_b.ink))
+            part.motion = fit_free(*shapes[part.index], prior_turn=turn_of[part.index])
         else:
             part.motion = Motion(np.eye(3), 0.0, 0.0)
     # a part hinges on held cels (a body, a neck), not on the backdrop that surrounds everything
-    world = np.isin(seg_a.labels, [r.index for r in seg_a.regions if held_a[r.index] and not r.touches_border])
+    return _skeleton(parts, shapes, scenery_a)
+
+
+def _figure_turns(parts: list[Part], seg_a: Segmentation, seg_b: Segmentation) -> dict[int, float]:
+    """Each part's expected turn: the turn of the whole figure it belongs to (the parts touching
+    it, and theirs), which a figure's silhouette and lines tell far better than a part's own shape
+    does (a torso looks the same upside down; a figure does not)."""
+    union = _Union([p.index for p in parts])
+    for k, part in enumerate(parts):
+        for other in parts[k + 1:]:
+            if _contact(part.mask_a, other.mask_a, reach=2).any():
+                union.join(part.index, other.index)
+    figures: dict[int, list[Part]] = {}
+    for part in parts:
+        figures.setdefault(union.find(part.index), []).append(part)
+    turns = {}
+    for members in figures.values():
+        matched = [p for p in members if p.regions_b]
+        turn = 0.0
+        if len(matched) > 1:
+            mask_a = np.logical_or.reduce([p.mask_a for p in matched])
+            mask_b = np.logical_or.reduce([p.mask_b for p in matched])
+            turn = fit_free(shape_of(mask_a, 0, None, seg_a.ink), shape_of(mask_b, 0, None, seg_b.ink)).turn
+        turns.update({p.index: turn for p in members})
+    return turns
+
+
+@dataclass
+class _Hinge:
+    """A candidate bone: `child` hung from `parent` (None: the held world) at `joint`."""
+
+    quality: float  # the hinged pose's fit minus the child's free fit (0: hinging costs nothing)
+    contact: int
+    joint: np.ndarray | None
+    motion: Motion
+
+
+def _hinge(part: Part, parent: Part | None, contact: np.ndarray, shapes: dict) -> _Hinge:
+    """The best joint on the contact for `part` turning relative to `parent`'s pose."""
+    parent_pose = np.eye(3) if parent is None else parent.motion.pose
+    parent_turn = 0.0 if parent is None else parent.motion.turn
+    size = math.sqrt(max(part.area, 1))
+    relative = np.linalg.inv(parent_pose) @ part.motion.pose
+    # a limb's shape often looks the same turned end for end: try the pose's flip as well
+    a, b = shapes[part.index]
+    flipped = relative @ arcs.pose(arcs.rotation(math.pi), a.centroid, a.centroid)
+    candidates = [_joint_on_contact(relative, contact, size), _joint_on_contact(flipped, contact, size)]
+    candidates += _contact_points(contact)
+    best = None
+    for joint in (c for c in candidates if c is not None):
+        hinged = fit_jointed(a, b, joint, arcs.apply(parent_pose, joint[None])[0], prior_turn=parent_turn)
+        if best is None or hinged.score > best[1].score:
+            best = (joint, hinged)
+    if best is None:
+        return _Hinge(-1.0, int(contact.sum()), None, part.motion)
+    return _Hinge(best[1].score - part.motion.score, int(contact.sum()), best[0], best[1])
+
+
+def _place(part: Part, parent: Part | None, joint: np.ndarray | None, motion: Motion) -> None:
+    parent_pose = np.eye(3) if parent is None else parent.motion.pose
+    parent_turn = 0.0 if parent is None else parent.motion.turn
+    part.motion = motion
+    part.parent = None if parent is None else parent.index
+    part.joint = joint
+    part.relative = np.linalg.inv(parent_pose) @ motion.pose
+    turn = motion.turn - parent_turn
+    part.turn = (turn + math.pi) % (2 * math.pi) - math.pi if parent is not None or joint is not None else motion.turn
+    part.pivot = joint if joint is not None else shape_of(part.mask_a).centroid
+
+
+def _skeleton(parts: list[Part], shapes: dict, world: np.ndarray) -> list[Part]:
+    """Hang the parts on a tree of joints, parents before children.
+
+    Grown like a minimum spanning tree: of all the bones that could join a part not yet placed to
+    the held world or to a placed part, the one whose hinged pose costs least against the part's
+    free pose is taken first, so a forearm hangs from its upper arm (which turns with it about the
+    elbow) rather than from the leg it happens to touch at rest. A part no bone fits well starts a
+    tree of its own, turning freely; a part key B does not show rides with the part it touches most."""
+    matched = {p.index: p for p in parts if p.regions_b}
+    unmatched = {p.index: p for p in parts if not p.regions_b}
     placed: list[Part] = []
-    pending = {p.index: p for p in parts}
+    cache: dict[tuple[int, int], _Hinge | None] = {}
 
-    def attach(part: Part, parent: Part | None, contact: np.ndarray) -> bool:
-        parent_pose = np.eye(3) if parent is None else parent.motion.pose
-        parent_turn = 0.0 if parent is None else parent.motion.turn
-        size = math.sqrt(max(part.area, 1))
-        joint = None
-        if part.index in shapes and part.motion.score > 0:
-            relative = np.linalg.inv(parent_pose) @ part.motion.pose
-            # a limb's shape often looks the same turned end for end: try the pose's flip as well
-            centre = shapes[part.index][0].centroid
-            flipped = relative @ arcs.pose(arcs.rotation(math.pi), centre, centre)
-            candidates = [_joint_on_contact(relative, contact, size), _joint_on_contact(flipped, contact, size)]
-            candidates += _contact_points(contact)
-            best = None
-            a, b = shapes[part.index]
-            for joint in (c for c in candidates if c is not None):
-                hinged = fit_jointed(a, b, joint, arcs.apply(parent_pose, joint[None])[0], prior_turn=parent_turn)
-                if best is None or hinged.score > best[1].score:
-                    best = (joint, hinged)
-            if best is not None and best[1].score >= part.motion.score - JOINT_TOLERANCE:
-                joint, part.motion = best
-            elif parent is None:
-                return False
-        elif parent is None:
-            return False
-        else:  # nothing to match in key B: the part rides with its parent
-            part.motion = Motion(parent_pose, parent_turn, 0.0)
-        part.parent = None if parent is None else parent.index
-        part.joint = joint
-        part.relative = np.linalg.inv(parent_pose) @ part.motion.pose
-        turn = part.motion.turn - parent_turn
-        part.turn = (turn + math.pi) % (2 * math.pi) - math.pi
-        part.pivot = joint if joint is not None else shape_of(part.mask_a).centroid
-        placed.append(part)
-        pending.pop(part.index)
-        return True
+    def bone(part: Part, parent: Part | None) -> _Hinge | None:
+        key = (part.index, -1 if parent is None else parent.index)
+        if key not in cache:
+            contact = _contact(part.mask_a, world if parent is None else parent.mask_a)
+            cache[key] = _hinge(part, parent, contact, shapes) if contact.any() else None
+        return cache[key]
 
-    for part in sorted(parts, key=lambda p: -p.area):
-        attach(part, None, _contact(part.mask_a, world))
-    while pending:
-        progress = False
-        for part in sorted(pending.values(), key=lambda p: -p.area):
-            candidates = []
-            for parent in placed:
-                contact = _contact(part.mask_a, parent.mask_a)
-                if contact.any():
-                    candidates.append((int(contact.sum()), parent, contact))
-            if candidates:
-                _, parent, contact = max(candidates, key=lambda c: c[0])
-                attach(part, parent, contact)
-                progress = True
-                break
-        if not progress:
-            root = max(pending.values(), key=lambda p: p.area)
-            root.parent, root.joint = None, None
-            root.relative = root.motion.pose
-            root.turn = root.motion.turn
-            root.pivot = shape_of(root.mask_a).centroid
-            placed.append(root)
-            pending.pop(root.index)
+    while matched:
+        best = None
+        for part in matched.values():
+            for parent in [None, *placed]:
+                hinge = bone(part, parent)
+                if hinge is None or (parent is None and hinge.quality < -JOINT_TOLERANCE):
+                    continue
+                rank = (hinge.quality, hinge.contact)
+                if best is None or rank > best[0]:
+                    best = (rank, part, parent, hinge)
+        if best is None:  # nothing hinges on what is placed: the surest part left starts a tree
+            root = max(matched.values(), key=lambda p: p.motion.score * p.area)
+            _place(root, None, None, root.motion)
+            placed.append(matched.pop(root.index))
+            continue
+        _, part, parent, hinge = best
+        if hinge.quality >= -JOINT_TOLERANCE:
+            _place(part, parent, hinge.joint, hinge.motion)
+        else:  # the part moves with its parent but no joint explains how: it turns about its centre
+            _place(part, parent, None, part.motion)
+        placed.append(matched.pop(part.index))
+    while unmatched:
+        ranked = [(int(_contact(p.mask_a, q.mask_a).sum()), p, q) for p in unmatched.values() for q in placed]
+        ranked = [r for r in ranked if r[0] > 0]
+        if ranked:
+            _, part, parent = max(ranked, key=lambda r: r[0])
+            _place(part, parent, None, Motion(parent.motion.pose, parent.motion.turn, 0.0))
+        else:
+            part = max(unmatched.values(), key=lambda p: p.area)
+            _place(part, None, None, Motion(np.eye(3), 0.0, 0.0))
+        placed.append(unmatched.pop(part.index))
     position = {part.index: k for k, part in enumerate(placed)}
     for part in placed:
         part.index = position[part.index]

@@ -143,11 +143,11 @@ def describe_regions(image: np.ndarray, labels: np.ndarray) -> list[Region]:
     return regions
 
 
-def adjacency(seg: Segmentation) -> dict[tuple[int, int], tuple[int, bool]]:
-    """(i, j) with i < j -> (boundary length in pixels, whether ink separates them).
+def adjacency(seg: Segmentation) -> dict[tuple[int, int], tuple[int, float]]:
+    """(i, j) with i < j -> (boundary length in pixels, share of that boundary lying on ink).
 
-    Two regions meet where neighbouring pixels have different nearest regions; the meeting is
-    'across ink' when ink lies on that boundary.
+    Two regions meet where neighbouring pixels have different nearest regions. A share near 1 is
+    an inked outline between them; near 0, two tones painted side by side (a fill and its shadow).
     """
     owner = seg.owner
     ink = seg.ink
@@ -169,6 +169,6 @@ def adjacency(seg: Segmentation) -> dict[tuple[int, int], tuple[int, bool]]:
     uniques, inverse, counts = np.unique(code, return_inverse=True, return_counts=True)
     ink_counts = np.bincount(inverse, weights=inked.astype(np.float64), minlength=len(uniques))
     return {
-        (int(c // n), int(c % n)): (int(k), bool(ink_counts[u] > 0.5 * k))
+        (int(c // n), int(c % n)): (int(k), float(ink_counts[u] / k))
         for u, (c, k) in enumerate(zip(uniques, counts))
     }

@@ -23,6 +23,7 @@ class CutOut:
 
     pixels: np.ndarray  # (h, w, 4) float32: premultiplied RGB and coverage, 0-1
     origin: tuple[int, int]  # x, y of the crop in the key
+    hidden: np.ndarray | None = None  # (h, w) float32: 1 where another part covers this key
 
 
 def premultiplied(image: np.ndarray) -> np.ndarray:
@@ -39,7 +40,9 @@ def straight(premult: np.ndarray) -> np.ndarray:
     return np.rint(out * 255.0).astype(np.uint8)
 
 
-def cut_out(key_premult: np.ndarray, mask: np.ndarray, pad: int = 2) -> CutOut | None:
+def cut_out(key_premult: np.ndarray, mask: np.ndarray, others: np.ndarray | None = None, pad: int = 2) -> CutOut | None:
+    """The part's pixels; `others` (the other parts' pixels in this key) marks where this key may
+    hide the part, so the other key's drawing of it can show there."""
     ys, xs = np.nonzero(mask)
     if len(xs) == 0:
         return None
@@ -47,7 +50,8 @@ def cut_out(key_premult: np.ndarray, mask: np.ndarray, pad: int = 2) -> CutOut |
     x0, y0 = max(int(xs.min()) - pad, 0), max(int(ys.min()) - pad, 0)
     x1, y1 = min(int(xs.max()) + pad + 1, w), min(int(ys.max()) + pad + 1, h)
     pixels = key_premult[y0:y1, x0:x1] * mask[y0:y1, x0:x1, None].astype(np.float32)
-    return CutOut(pixels, (x0, y0))
+    hidden = None if others is None else (others[y0:y1, x0:x1] & ~mask[y0:y1, x0:x1]).astype(np.float32)
+    return CutOut(pixels, (x0, y0), hidden)
 
 
 def mix_weight(tau: float) -> float:
@@ -116,8 +120,8 @@ def measure_residual(cut_a: CutOut, cut_b: CutOut, pose: np.ndarray, limit: floa
 
 
 def _sample(cut: CutOut, pose: np.ndarray, box, residual: Residual | None, shift: float,
-            after: np.ndarray | None = None) -> np.ndarray:
-    """The cut-out as seen through `pose` (cut's key -> frame) on the frame box.
+            after: np.ndarray | None = None, source: np.ndarray | None = None) -> np.ndarray:
+    """The cut-out (or `source`, a map on its crop) as seen through `pose` (cut's key -> frame) on the frame box.
 
     With a residual, frame points are first taken back to key B's frame by `after`^-1, moved by
     `shift` times the residual flow there, then carried by `pose` from B's frame to the cut's key."""
@@ -138,8 +142,8 @@ def _sample(cut: CutOut, pose: np.ndarray, box, residual: Residual | None, shift
         u = pose[0, 0] * qx + pose[0, 1] * qy + pose[0, 2]
         v = pose[1, 0] * qx + pose[1, 1] * qy + pose[1, 2]
     ox, oy = cut.origin
-    return cv2.remap(cut.pixels, (u - ox).astype(np.float32), (v - oy).astype(np.float32), cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))
+    return cv2.remap(cut.pixels if source is None else source, (u - ox).astype(np.float32), (v - oy).astype(np.float32),
+                     cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))
 
 
 def paint_part(
@@ -153,8 +157,8 @@ def paint_part(
     a residual, both cut-outs also travel the remaining flow: B's by (1 - tau) of it toward A, A's
     by tau of it toward B, so their lines meet before they are mixed."""
     height, width = canvas.shape[:2]
-    use_a = cut_a is not None and beta < 1.0
-    use_b = cut_b is not None and beta > 0.0
+    use_a = cut_a is not None
+    use_b = cut_b is not None
     box = _union(_box(cut_a, pose_a, width, height) if use_a else None,
                  _box(cut_b, pose_b, width, height) if use_b else None)
     if box is None:
@@ -162,20 +166,24 @@ def paint_part(
     x0, y0, x1, y1 = box
     zero = np.zeros((y1 - y0, x1 - x0, 4), np.float32)
     # A is sampled through B's frame: frame -> B frame (pose_b^-1), flow step, then B -> A (motion^-1)
-    a = _sample(cut_a, np.linalg.inv(motion), box, residual, tau, pose_b) if use_a and residual is not None else (
-        _sample(cut_a, pose_a, box, None, 0.0) if use_a else zero)
-    b = _sample(cut_b, np.eye(3), box, residual, tau - 1.0, pose_b) if use_b and residual is not None else (
-        _sample(cut_b, pose_b, box, None, 0.0) if use_b else zero)
+    a_args = (cut_a, np.linalg.inv(motion), box, residual, tau, pose_b) if residual is not None else (cut_a, pose_a, box, None, 0.0)
+    b_args = (cut_b, np.eye(3), box, residual, tau - 1.0, pose_b) if residual is not None else (cut_b, pose_b, box, None, 0.0)
+    a = _sample(*a_args) if use_a else zero
+    b = _sample(*b_args) if use_b else zero
     if cut_b is None:  # a part only key A has fades out over the mix
         mixed = a * (1.0 - beta)
     elif cut_a is None:
         mixed = b * beta
     else:
-        beta_a, beta_b = 1.0 - beta, beta
+        # where one key hides the part behind another, the other key's drawing of it shows alone
+        hidden_a = _sample(*a_args, source=cut_a.hidden)[..., None] if cut_a.hidden is not None else 0.0
+        hidden_b = _sample(*b_args, source=cut_b.hidden)[..., None] if cut_b.hidden is not None else 0.0
+        beta_a = (1.0 - beta) * (1.0 - hidden_a) + beta * hidden_b * (1.0 - hidden_a)
+        beta_b = beta * (1.0 - hidden_b) + (1.0 - beta) * hidden_a * (1.0 - hidden_b)
         weight = beta_a * a[..., 3:4] + beta_b * b[..., 3:4]
         colour = (beta_a * a[..., :3] + beta_b * b[..., :3]) / np.maximum(weight, 1e-6)
         # each key's own silhouette shows fully until the mix passes its middle, then fades
-        coverage = np.maximum(min(1.0, 2 * beta_a) * a[..., 3:4], min(1.0, 2 * beta_b) * b[..., 3:4])
+        coverage = np.maximum(np.minimum(1.0, 2 * beta_a) * a[..., 3:4], np.minimum(1.0, 2 * beta_b) * b[..., 3:4])
         mixed = np.concatenate([colour * coverage, coverage], axis=2)
     region = canvas[y0:y1, x0:x1]
     region *= 1.0 - mixed[..., 3:4]

@@ -17,11 +17,14 @@ from engine.tooncrafter.networks.autoencoder import (
     DualRefAutoencoderConfig,
     keyframe_references,
 )
+from engine.tooncrafter.networks.dualref_decoder import VideoResnetBlock
 from engine.tooncrafter.networks.frame_streaming import (
+    gather_band,
     group_norm_with_statistics,
     group_statistics,
     map_frames,
-    temporal_conv_window,
+    row_bands,
+    scatter_band,
 )
 from engine.tooncrafter.networks.normalization import Float32GroupNorm
 
@@ -144,18 +147,43 @@ def test_group_statistics_match_group_norm_over_the_clip():
     assert max_diff(group_norm_with_statistics(frames[2], norm, stats), expected[:, :, 2]) < EXACT
 
 
-def test_temporal_conv_window_is_the_padded_conv_on_any_window():
-    generator = torch.Generator().manual_seed(1)
-    conv = nn.Conv3d(4, 4, (3, 1, 1), padding=(1, 0, 0))
-    clip = torch.randn(1, 4, 6, 2, 2, generator=generator)
-    with torch.no_grad():
-        whole = conv(clip)
-        for start, stop in [(0, 1), (0, 6), (2, 4), (5, 6)]:
-            lo, hi = max(0, start - 1), min(6, stop + 1)
-            out = temporal_conv_window(conv, clip[:, :, lo:hi], lo, 6, start, stop)
-            assert max_diff(out, whole[:, :, start:stop]) < EXACT
-        with pytest.raises(ValueError, match="halo"):
-            temporal_conv_window(conv, clip[:, :, 2:4], 2, 6, 2, 4)
+def test_group_statistics_weight_pieces_of_different_sizes():
+    generator = torch.Generator().manual_seed(2)
+    clip = torch.randn(1, 64, 4, 7, 5, generator=generator) * 2 - 3
+    expected_var, expected_mean = torch.var_mean(clip.double().reshape(32, -1), dim=1, correction=0)
+    # bands of 3, 3 and 1 rows: an unweighted merge would overweight the one-row band
+    pieces = [clip[:, :, :, top:bottom].contiguous() for top, bottom in row_bands(7, 3)]
+    mean, variance = group_statistics(pieces, 32)
+    assert max_diff(mean, expected_mean) < 1e-6
+    assert max_diff(variance, expected_var) < 1e-5
+
+
+def test_row_bands_gather_and_scatter_round_trip():
+    assert row_bands(7, 3) == [(0, 3), (3, 6), (6, 7)]
+    assert row_bands(4, 10) == [(0, 4)]
+    with pytest.raises(ValueError, match="row"):
+        row_bands(4, 0)
+    frames = [torch.arange(2 * 5 * 3, dtype=torch.float32).reshape(1, 2, 5, 3) + 100 * t for t in range(4)]
+    band = gather_band(frames, 1, 4)
+    assert band.shape == (1, 2, 4, 3, 3)
+    assert torch.equal(band[:, :, 2], frames[2][:, :, 1:4])
+    scatter_band(frames, -band, 1)
+    assert torch.equal(frames[3][:, :, 1:4], -(torch.arange(30.0).reshape(1, 2, 5, 3)[:, :, 1:4] + 300))
+    assert torch.equal(frames[3][:, :, 4], torch.arange(30.0).reshape(1, 2, 5, 3)[:, :, 4] + 300)
+
+
+@pytest.mark.parametrize("rows", [1, 2, 5, 12, 40])
+@torch.no_grad()
+def test_temporal_half_in_row_bands_equals_the_whole_block(rows):
+    """Bands of any height (also ones that do not divide the frame) give the video block's output,
+    written in place over the 2-D outputs."""
+    block = randomise(VideoResnetBlock(32, 64), seed=7)
+    generator = torch.Generator().manual_seed(8)
+    x = torch.randn(5, 32, 12, 9, generator=generator)
+    whole = block(x, 5)
+    frames = list(block.spatial_frames(x).split(1))
+    block.mix_in_bands(frames, rows)
+    assert max_diff(torch.cat(frames), whole) < EXACT
 
 
 def test_map_frames_passes_each_run_its_position():

@@ -29,11 +29,12 @@ from torch import nn
 
 from engine.tooncrafter.networks.frame_streaming import (
     FrameMap,
+    gather_band,
     group_norm_with_statistics,
     group_statistics,
     map_frames,
-    stack_frames,
-    temporal_conv_window,
+    row_bands,
+    scatter_band,
 )
 from engine.tooncrafter.networks.normalization import Float32GroupNorm
 from engine.tooncrafter.networks.vae_encoder import MidBlock, ResnetBlock, SpatialSelfAttention, vae_group_norm
@@ -92,46 +93,41 @@ class VideoResnetBlock(ResnetBlock):
         return _video_to_frames(alpha * temporal + (1.0 - alpha) * spatial)
 
     def spatial_frames(self, x: torch.Tensor, start: int = 0) -> torch.Tensor:
-        """The 2-D half alone, frame by frame (a `FrameMap`)."""
-        return super().forward(x)
+        """The 2-D half alone, frame by frame (a `FrameMap`); the same operations as the 2-D block,
+        with the activations applied in place so fewer frame-sized temporaries exist at once."""
+        h = self.conv1(F.silu(self.norm1(x), inplace=True))
+        h = self.conv2(self.dropout(F.silu(self.norm2(h), inplace=True)))
+        if self.in_channels != self.out_channels:
+            x = self.nin_shortcut(x)
+        return h.add_(x)
 
-    def mix_streamed(self, frames: list[torch.Tensor], step: int) -> None:
+    def mix_in_bands(self, frames: list[torch.Tensor], rows: int) -> None:
         """The temporal half and the learned mix on the 2-D outputs `frames` of one clip (a list of
-        (1, C, h, w)), `step` output frames at a time, replacing the entries. Each output frame needs
-        the spatial frames within two conv radii; both GroupNorms use whole-clip statistics."""
+        (1, C, h, w)), in place, `rows` image rows of all frames at a time. Everything in the
+        temporal block acts on each pixel's column of frames alone except its two GroupNorms,
+        whose whole-clip statistics are gathered first (the second norm's by a first pass over the
+        bands that computes and drops the first conv's output)."""
         stack = self.time_stack
         norm1, conv1 = stack.in_layers[0], stack.in_layers[2]
         norm2, dropout, conv2 = stack.out_layers[0], stack.out_layers[2], stack.out_layers[3]
-        radius = conv1.kernel_size[0] // 2
-        total = len(frames)
-        source: list = list(frames)
-        stats1 = group_statistics(source, norm1.num_groups)
+        bands = row_bands(frames[0].shape[2], rows)
+        stats1 = group_statistics(frames, norm1.num_groups)
 
-        def first_conv(start: int, stop: int) -> torch.Tensor:
-            lo, hi = max(0, start - radius), min(total, stop + radius)
-            act = stack_frames(source, lo, hi, lambda f: F.silu(group_norm_with_statistics(f, norm1, stats1)))
-            return temporal_conv_window(conv1, act, lo, total, start, stop)
+        def first_conv(band: torch.Tensor) -> torch.Tensor:
+            return conv1(F.silu(group_norm_with_statistics(band, norm1, stats1), inplace=True))
 
-        stats2 = group_statistics(
-            (first_conv(s, min(total, s + step)) for s in range(0, total, step)), norm2.num_groups
-        )
+        stats2 = group_statistics((first_conv(gather_band(frames, *band)) for band in bands), norm2.num_groups)
         alpha = torch.sigmoid(self.mix_factor).to(frames[0].dtype)
-        for start in range(0, total, step):
-            stop = min(total, start + step)
-            lo, hi = max(0, start - radius), min(total, stop + radius)
-            hidden = first_conv(lo, hi)
-            act = dropout(F.silu(group_norm_with_statistics(hidden, norm2, stats2)))
+        for top, bottom in bands:
+            spatial = gather_band(frames, top, bottom)
+            hidden = first_conv(spatial)
+            act = dropout(F.silu(group_norm_with_statistics(hidden, norm2, stats2), inplace=True))
             del hidden
-            temporal = temporal_conv_window(conv2, act, lo, total, start, stop)
+            temporal = conv2(act)
             del act
-            spatial = stack_frames(source, start, stop)
             temporal.add_(spatial).mul_(alpha)
             temporal.add_(spatial.mul_(1.0 - alpha))
-            out = temporal[0].transpose(0, 1).contiguous()
-            for j, frame in enumerate(out.split(1)):
-                frames[start + j] = frame
-            for t in range(max(0, start - 2 * radius), max(0, stop - 2 * radius)):
-                source[t] = None
+            scatter_band(frames, temporal, top)
 
 
 class TimeMixConv2d(nn.Conv2d):
@@ -171,16 +167,20 @@ class ReferenceCombiner(nn.Module):
         return ref.reshape(b, slots, c, h, w)
 
     def frame_map(self, reference: torch.Tensor, num_frames: int, dtype: torch.dtype) -> FrameMap:
-        """This layer for runs of frames of one clip of `num_frames` (reference maps of that clip)."""
-        ref = self.project(reference, dtype)[0]
+        """This layer for runs of frames of one clip of `num_frames` (reference maps of that clip).
+        Each keyframe's map is projected only when the run holding its frame comes, so no projected
+        full-resolution map waits through the whole pass."""
+
+        def ref(slot: int) -> torch.Tensor:
+            return self.conv(reference[:, :, slot].to(dtype))
 
         def add(x: torch.Tensor, start: int) -> torch.Tensor:
             if num_frames == 1:
-                return x + ref[:1] + ref[1:2]
+                return x + ref(0) + ref(1)
             if start == 0:
-                x = torch.cat([x[:1] + ref[:1], x[1:]])
+                x = torch.cat([x[:1] + ref(0), x[1:]])
             if start + x.shape[0] == num_frames:
-                x = torch.cat([x[:-1], x[-1:] + ref[1:2]])
+                x = torch.cat([x[:-1], x[-1:] + ref(1)])
             return x
 
         return add
@@ -376,7 +376,7 @@ class DualRefDecoder(nn.Module):
             pending.append(block.spatial_frames)
             map_frames(frames, pending, step)
             pending.clear()
-            block.mix_streamed(frames, step)
+            block.mix_in_bands(frames, max(1, frames[0].shape[2] * step // total))
 
         video_block(self.mid.block_1)
         pending.append(lambda x, start: self.mid.attn_1(x))
@@ -388,7 +388,7 @@ class DualRefDecoder(nn.Module):
             if level != 0:
                 upsample = self.up[level].upsample
                 pending.append(lambda x, start, upsample=upsample: upsample(x))
-        pending.append(lambda x, start: F.silu(self.norm_out(x)))
+        pending.append(lambda x, start: F.silu(self.norm_out(x), inplace=True))
         pending.append(self.attn_refinement[-1].frame_map(references[-1], total, z.dtype))
         pending.append(lambda x, start: nn.Conv2d.forward(self.conv_out, x))
         map_frames(frames, pending, step)

@@ -8,6 +8,8 @@ compared with the whole-clip decode's, so the table also shows the lean decode i
 
     .venv/bin/python bench/memory_tooncrafter.py                      # 16 x 320x512, whole, 4, 1
     .venv/bin/python bench/memory_tooncrafter.py --frames 4 --height 64 --width 64 --settings whole 1
+    .venv/bin/python bench/memory_tooncrafter.py --settings 1 --outputs /tmp/decodes   # then, later:
+    flock /tmp/team/bigmem.lock .venv/bin/python bench/memory_tooncrafter.py --settings whole --outputs /tmp/decodes
     python bench/memory_tooncrafter.py --device cuda --dtype fp16   # GPU: peak VRAM (max_memory_allocated)
 
 On CUDA "before" and "peak" are the allocator's bytes (torch.cuda.memory_allocated and
@@ -89,6 +91,11 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu (peak RSS) or cuda (peak allocated VRAM)")
     parser.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default="fp32")
     parser.add_argument("--settings", nargs="+", default=["whole", "4", "1"], help="'whole' or frames at once")
+    parser.add_argument(
+        "--outputs",
+        help="keep each setting's frames in this folder (<setting>.pt) and compare with a whole.pt already "
+        "there, so the whole-clip decode (which needs the big-memory lock) can run in another invocation",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--save", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -110,8 +117,10 @@ def main() -> None:
     # the peak is the live memory's, not the allocator's fragmentation.
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(1 << 20)}
     with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(args.outputs or tmp)
+        folder.mkdir(parents=True, exist_ok=True)
         for setting in args.settings:
-            save = str(Path(tmp) / f"{setting}.pt")
+            save = str(folder / f"{setting}.pt")
             command = [sys.executable, __file__, "--child", setting, "--save", save]
             command += ["--frames", str(args.frames), "--height", str(args.height), "--width", str(args.width)]
             command += ["--threads", str(args.threads), "--device", args.device, "--dtype", args.dtype]
@@ -126,6 +135,9 @@ def main() -> None:
                 flush=True,
             )
             outputs[setting] = torch.load(save)
+        for kept in sorted(folder.glob("*.pt")):
+            if kept.stem not in outputs:
+                outputs[kept.stem] = torch.load(kept)
     if "whole" in outputs:
         for setting, frames in outputs.items():
             if setting != "whole":

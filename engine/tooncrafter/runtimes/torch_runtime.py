@@ -4,8 +4,9 @@
 call moves its inputs to the device and dtype of the part that runs and returns that part's output.
 `TorchRunner` is what only PyTorch needs: loading the weights straight to where each part will run,
 precision (fp32 on the CPU, fp16 on CUDA unless asked otherwise), keeping the CLIP towers on the CPU
-between their uses, low-VRAM mode (parts visit the GPU only while they run, attention in chunks) and
-one retry in low-VRAM mode after a CUDA out-of-memory error.
+between their uses, chunk sizes chosen from the free memory (runtimes/memory_plan.py), low-memory
+mode (`low_vram`: the tightest exact chunks on any device; on a GPU the parts also visit it only
+while they run) and one retry in low-VRAM mode after a CUDA out-of-memory error.
 """
 
 from __future__ import annotations
@@ -21,12 +22,8 @@ from ..model import ToonCrafterModel
 from ..networks.autoencoder import LatentPosterior
 from ..networks.config import ToonCrafterConfig
 from ..networks.sketch_encoder import SketchEncoder
+from .memory_plan import ChunkPlan, free_memory_bytes, plan_chunks
 from .runner import ModelRunner
-
-#: Sequences per attention kernel call in low-VRAM mode (exact; bounds the attention matrices).
-LOW_VRAM_ATTENTION_CHUNK = 4096
-#: Frames the dual-reference decoder computes at once in low-VRAM mode (exact frame-streamed decode).
-LOW_VRAM_DECODE_FRAMES = 1
 
 
 def _home(module: nn.Module) -> tuple[torch.device, torch.dtype]:
@@ -133,6 +130,8 @@ class TorchRunner(ModelRunner):
         self.device = resolve_device(settings)
         self.dtype = resolve_dtype(settings, self.device)
         self.low_vram = settings.low_vram and self.device.startswith("cuda")
+        #: The chunk sizes in use (chosen by `place`).
+        self.chunks = ChunkPlan()
         if model is None:
             from ..weights.checkpoint import load_tooncrafter
 
@@ -164,16 +163,18 @@ class TorchRunner(ModelRunner):
         return torch.device(self.device)
 
     def place(self) -> None:
-        """Denoising parts on the device unless in low-VRAM mode; CLIP towers stay on the CPU."""
+        """Denoising parts on the device unless in low-VRAM mode; CLIP towers stay on the CPU; chunk
+        sizes from the memory left free once the weights are in place (the tightest in low-memory mode)."""
         model = self.model
         home = "cpu" if self.low_vram else self.device
         for part in (model.model, model.first_stage_model, model.image_proj_model):
             part.to(home)
         model.cond_stage_model.to("cpu")
         model.embedder.to("cpu")
-        model.unet.set_attention_chunk(LOW_VRAM_ATTENTION_CHUNK if self.low_vram else None)
-        model.first_stage_model.decoder.set_attention_chunk(1 if self.low_vram else None)
-        model.first_stage_model.decoder.set_frames_at_once(LOW_VRAM_DECODE_FRAMES if self.low_vram else None)
+        tightest = self.low_vram or self.settings.low_vram
+        free = None if tightest else free_memory_bytes(self.device)
+        self.chunks = plan_chunks(self.config, torch.finfo(self.dtype).bits // 8, free, tightest)
+        self.chunks.apply(model)
         if self.sketch_encoder is not None:
             self.sketch_encoder.to(home)
 
@@ -234,4 +235,5 @@ class TorchRunner(ModelRunner):
             "device": self.device,
             "precision": str(self.dtype).removeprefix("torch."),
             "low_vram": self.low_vram,
+            "chunks": self.chunks.describe(),
         }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The GPU device check: one prepared run, under 8 minutes on one GPU, no downloads, random
 # full-size weights. Measures torch fp16/bf16 parity against fp32, the parity/fast/low-VRAM modes
-# (s/step, end-to-end, peak VRAM, with and without sketches) and the UNet on ONNX Runtime's CUDA
-# provider (which provider really ran, s/forward, difference to PyTorch).
+# (s/step, end-to-end, peak VRAM, with and without sketches), the UNet on ONNX Runtime's CUDA
+# provider (which provider really ran, s/forward, difference to PyTorch) and the dual-reference
+# decode's peak VRAM, whole clip vs lean.
 #
 #   bash bench/device_check.sh [OUT_DIR]        # results: OUT_DIR/device_check.json and .log
 #
@@ -25,4 +26,6 @@ PYEOF
   # 10 steps per timed pass keep the whole check near 5 minutes on an H100/H200-class GPU;
   # s/step is the median step, so it does not depend on the step count.
   timeout 420 "$PY" bench/gpu_tooncrafter.py --steps 10 --precision fp16 --json "$OUT/device_check.json"
+  # The dual-reference decode alone, whole clip vs the exact lean decode: peak allocated VRAM (#12).
+  timeout 120 "$PY" bench/memory_tooncrafter.py --device cuda --dtype fp16 --settings whole 4 1 || echo "decode memory check failed"
 } 2>&1 | tee "$OUT/device_check.log"

@@ -194,6 +194,7 @@ def part_mode(bench: Bench, model, name: str, steps: int, precision: str, sketch
         "peak_vram_gib": bench.peak_gib(),
         "frames": len(frames) + 2,
         "low_vram_after": backend.describe()["low_vram"],
+        "chunks": backend.describe().get("chunks"),
     }
 
 

@@ -83,6 +83,47 @@ def run_synthetic(backend, name: str, folders: list[Path], gaps: list[int], out:
     return result
 
 
+def run_straight_reference(folders: list[Path], gaps: list[int], out: Path, frames: int, seed: int) -> dict:
+    """The generator's rig with every pose moved straight from key to key (tools/synthetic_cel.py's
+    `straight_between`), scored like a backend: the ceiling of any in-betweener that sees only the
+    two keys of a segment and carries each part straight between them."""
+    result = {}
+    ts = synthetic_cel.taus(frames)
+    for gap in gaps:
+        keys = list(range(0, frames, gap))
+        rows = []
+        for folder in folders:
+            scene = synthetic_cel.build(folder.name, seed)
+            pred = out / "straight" / "synthetic" / f"g{gap}" / folder.name
+            pred.mkdir(parents=True, exist_ok=True)
+            for k0, k1 in zip(keys, keys[1:]):
+                straight = synthetic_cel.straight_between(scene, ts[k0], ts[k1])
+                for f in range(k0 + 1, k1):
+                    image = synthetic_cel.render(straight, (f - k0) / (k1 - k0)).image
+                    code = cv2.COLOR_RGBA2BGRA if image.shape[2] == 4 else cv2.COLOR_RGB2BGR
+                    cv2.imwrite(str(pred / f"frame_{f:02d}.png"), cv2.cvtColor(image, code))
+            rows += [{**r, "motion": folder.name} for r in score_folder(folder, pred, keys)["per_frame"]]
+        result[gap] = {"rows": rows}
+    return result
+
+
+def reference_table(reference: dict, syn_results: dict, gaps: list[int]) -> list[str]:
+    """Cel beside the straight-line reference, per gap: how much of the gap between cel and the
+    truth any two-key method could close."""
+    metrics = ("psnr", "figure_iou", "ghost_ratio")
+    lines = ["### Reference: the rig moved straight from key to key (a ceiling for two-key in-betweeners)", "",
+             "| gap | " + " | ".join(f"{k} (straight / cel)" for k in metrics) + " |", "|---|" + "---|" * len(metrics)]
+    def rows(res: dict, gap) -> list[dict]:
+        return res[gap]["rows"] if gap != "all" else [r for g in gaps for r in res[g]["rows"]]
+
+    for gap in [*gaps, "all"]:
+        cells = [f"{fmt(k, mean(rows(reference, gap), 'pred', k))} / {fmt(k, mean(rows(syn_results['cel'], gap), 'pred', k))}"
+                 for k in metrics]
+        lines.append(f"| {gap} | " + " | ".join(cells) + " |")
+    return lines + ["", "The reference draws each segment from its two keys alone; cel also sees the neighbouring "
+                        "keys at gaps 4 and 2 (arcs through the keys), so it can pass the reference there.", ""]
+
+
 def mean(rows: list[dict], side: str, metric: str) -> float | None:
     values = [r[side][metric] for r in rows if r.get(side) and r[side].get(metric) is not None]
     return float(np.mean(values)) if values else None
@@ -252,7 +293,7 @@ def write_sheets(backends: dict, folders: list[Path], out: Path, frames: int) ->
 
 
 def write_report(args, names: list[str], folders: list[Path], syn_results: dict, trip_results: dict, started: float,
-                 timing: dict[str, tuple[int, float, float]]) -> None:
+                 timing: dict[str, tuple[int, float, float]], reference: dict | None = None) -> None:
     """Print the tables and write <out>/report.md and summary.json (called again as results come in)."""
     top_gap = max(args.synthetic_gaps)
 
@@ -268,6 +309,8 @@ def write_report(args, names: list[str], folders: list[Path], syn_results: dict,
              f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, torch threads {args.threads})", ""]
     lines += gap_table(f"Synthetic cels ({len(folders)} motions, 512x320, seed {args.seed})", syn, ALL_METRICS, names)
     lines += per_motion(syn_results, names, top_gap)
+    if reference and "cel" in syn_results:
+        lines += reference_table(reference, syn_results, args.synthetic_gaps)
     trip = None
     if trip_results:
         trip = triplet_groups(trip_results, names)
@@ -336,7 +379,8 @@ def main() -> None:
     started = time.time()
     for name, backend in backends.items():
         syn_results[name] = run_synthetic(backend, name, folders, args.synthetic_gaps, args.out, args.frames, args.resume)
-    write_report(args, names, folders, syn_results, trip_results, started, timing)
+    reference = run_straight_reference(folders, args.synthetic_gaps, args.out, args.frames, args.seed)
+    write_report(args, names, folders, syn_results, trip_results, started, timing, reference)
     if not args.no_triplets:
         cases = load_triplets(args.quick, args.triplet_gaps)
         for name, backend in backends.items():
@@ -347,7 +391,7 @@ def main() -> None:
             trip_results[name]["speed"] = n / s if n else None
             trip_results[name]["cpu_ms"] = 1000 * c / n if n else None
             if len(trip_results) == len(names):
-                write_report(args, names, folders, syn_results, trip_results, started, timing)
+                write_report(args, names, folders, syn_results, trip_results, started, timing, reference)
     if args.sheets:
         for path in write_sheets(backends, folders, args.out, args.frames):
             print(path)

@@ -58,6 +58,11 @@ class Segment:
     taus: list[float]
     outputs: list[Path]
     rgba: bool = False  # write RGBA (transparent cels); otherwise RGB, as the ground truth is
+    # the keys either side in a sequence cut at several keys, and their taus in this segment
+    key_before: Path | None = None
+    tau_before: float | None = None
+    key_after: Path | None = None
+    tau_after: float | None = None
 
 
 def make_backend(name: str, *, variant: str = DEFAULT_VARIANT, scale: float = 1.0, reference_arithmetic: bool = False,
@@ -92,7 +97,9 @@ def draw_segments(segments: Sequence[Segment], backend: Backend, settings: Gener
     for n, seg in enumerate(segments, 1):
         if skip_existing and all(p.exists() for p in seg.outputs):
             continue
-        task = InbetweenTask(key(seg.key_start), key(seg.key_end), seg.taus, settings)
+        task = InbetweenTask(key(seg.key_start), key(seg.key_end), seg.taus, settings,
+                             key_before=None if seg.key_before is None else key(seg.key_before), tau_before=seg.tau_before,
+                             key_after=None if seg.key_after is None else key(seg.key_after), tau_after=seg.tau_after)
         start, start_cpu = time.perf_counter(), time.process_time()
         images = backend.interpolate(task, no_progress, CancelToken())
         seconds += time.perf_counter() - start
@@ -126,17 +133,22 @@ def folder_frames(gt_dir: Path) -> dict[int, Path]:
 
 def folder_segments(gt_dir: Path, keys: Sequence[int], pred_dir: Path) -> list[Segment]:
     """Segments of a sequence folder cut at `keys`: the frames between two keys are in-betweens at
-    t = (frame - key0) / (key1 - key0), the scorer's folder-mode convention."""
+    t = (frame - key0) / (key1 - key0), the scorer's folder-mode convention. Each segment also
+    carries its neighbouring keys, as the engine's pipeline gives them to a backend in a shot."""
     frames = folder_frames(gt_dir)
     missing = [k for k in keys if k not in frames]
     if missing:
         raise ValueError(f"{gt_dir}: key frame {missing[0]} has no frame_NN.png")
     rgba = Image.open(frames[keys[0]]).mode == "RGBA"
     segments = []
-    for k0, k1 in zip(keys, keys[1:]):
+    for n, (k0, k1) in enumerate(zip(keys, keys[1:])):
         between = [f for f in frames if k0 < f < k1]
+        before = keys[n - 1] if n > 0 else None
+        after = keys[n + 2] if n + 2 < len(keys) else None
         segments.append(Segment(frames[k0], frames[k1], [(f - k0) / (k1 - k0) for f in between],
-                                [pred_dir / frames[f].name for f in between], rgba))
+                                [pred_dir / frames[f].name for f in between], rgba,
+                                None if before is None else frames[before], None if before is None else (before - k0) / (k1 - k0),
+                                None if after is None else frames[after], None if after is None else (after - k0) / (k1 - k0)))
     return segments
 
 

@@ -106,6 +106,10 @@ class InbetweenTask:
     `sketches` maps a tau of this segment (the sketch's timeline position as a fraction of the
     segment) to the artist's RGBA sketch at the keyframes' size. A backend appends to `warnings`
     what the artist should know about the result (e.g. two sketches landing on one model frame).
+    In a shot of more than two keys, `key_before` / `key_after` are the keys either side of the
+    segment (None at the shot's ends) and `tau_before` (< 0) / `tau_after` (> 1) their timeline
+    positions in this segment's taus, so a backend can carry motion on one smooth arc through all
+    the keys instead of a path that turns a corner at every key.
     """
 
     key_start: np.ndarray
@@ -114,6 +118,10 @@ class InbetweenTask:
     settings: GenerationSettings
     sketches: Mapping[float, np.ndarray] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    key_before: np.ndarray | None = None
+    tau_before: float | None = None
+    key_after: np.ndarray | None = None
+    tau_after: float | None = None
 
 
 class Backend(ABC):

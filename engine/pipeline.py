@@ -167,12 +167,18 @@ def generate(
             for frame, image in request.sketches.items()
             if seg.start_frame < frame < seg.end_frame
         }
+        before = next((s for s in request.segments if s.end_frame == seg.start_frame), None)
+        after = next((s for s in request.segments if s.start_frame == seg.end_frame), None)
         task = InbetweenTask(
             key_start=keys[seg.start_frame].image,
             key_end=keys[seg.end_frame].image,
             taus=seg.taus,
             settings=settings,
             sketches=sketches,
+            key_before=None if before is None else keys[before.start_frame].image,
+            tau_before=None if before is None else seg.tau_of_frame(before.start_frame),
+            key_after=None if after is None else keys[after.end_frame].image,
+            tau_after=None if after is None else seg.tau_of_frame(after.end_frame),
         )
         segment_progress = _segment_progress(progress, done, len(selected))
         images = backend.interpolate(task, segment_progress, cancel)

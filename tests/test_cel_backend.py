@@ -86,3 +86,28 @@ def test_multi_key_shot_with_a_sketch_through_the_pipeline():
     assert angles[5] == pytest.approx(82.5, abs=3) and angles[7] == pytest.approx(47.5, abs=3)
     for f in range(9):
         assert np.array_equal(result.frames[f].image[140:], keyframes[0].image[140:])  # the ground holds
+
+
+def test_a_hop_cut_at_three_keys_follows_one_arc_through_them():
+    """The synthetic hop (tools/synthetic_cel.py, a parabola no two keys show) cut at keys 0, 4 and
+    8: with the neighbouring key in the task, the middle in-between of a segment lands on the arc;
+    without it, on the straight chord below it."""
+    from tools import synthetic_cel
+
+    scene = synthetic_cel.build("transparent", 0)
+    taus = synthetic_cel.taus(9)
+    frames = [synthetic_cel.render(scene, t) for t in taus]
+    settings = GenerationSettings(backend="cel")
+
+    def figure_iou(image, truth):
+        present = image[..., 3] >= 128
+        return (present & truth.mask).sum() / (present | truth.mask).sum()
+
+    backend = cel.CelBackend(settings)
+    alone = InbetweenTask(frames[0].image, frames[4].image, [0.5], settings)
+    shot = InbetweenTask(frames[0].image, frames[4].image, [0.5], settings, key_after=frames[8].image, tau_after=2.0)
+    straight = backend.interpolate(alone, no_progress, CancelToken())[0]
+    arced = backend.interpolate(shot, no_progress, CancelToken())[0]
+    assert backend.describe()["paths_through_keys"] >= 1
+    assert figure_iou(arced, frames[2]) > 0.8
+    assert figure_iou(arced, frames[2]) > figure_iou(straight, frames[2]) + 0.05

@@ -79,3 +79,27 @@ def test_tooncrafter_without_weights_says_how_to_get_them(tmp_path, monkeypatch)
     request = build_request(keys(0, 8), settings=GenerationSettings(backend="tooncrafter"))
     with pytest.raises(EngineError, match="inbetween models"):
         generate(request)
+
+
+def test_each_segment_is_given_its_neighbouring_keys(monkeypatch):
+    """In a shot of three keys each segment sees the key on its far side, at its timeline place in
+    the segment's own taus, so a backend can draw one arc through all the keys."""
+    from engine.api import Backend
+
+    tasks = []
+
+    class Recorder(Backend):
+        name = "rife"
+
+        def interpolate(self, task, progress, cancel):
+            tasks.append(task)
+            return [task.key_start.copy() for _ in task.taus]
+
+    monkeypatch.setattr("engine.pipeline.get_backend", lambda name, settings: Recorder())
+    request = build_request(keys(0, 4, 10), settings=RIFE)
+    generate(request)
+    first, second = tasks
+    assert first.key_before is None and first.tau_before is None
+    assert first.key_after is request.keyframes[2].image and first.tau_after == pytest.approx(10 / 4)
+    assert second.key_before is request.keyframes[0].image and second.tau_before == pytest.approx(-4 / 6)
+    assert second.key_after is None and second.tau_after is None

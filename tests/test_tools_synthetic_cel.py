@@ -201,3 +201,19 @@ def test_the_scorer_reads_the_folders_and_sees_the_crossfade_ghost(tmp_path):
     assert result["pred"]["figure_iou"] == 1.0 and result["pred"]["ghost_ratio"] == 0.0
     # the cross-fade of a leap leaves two half-copies: a low IoU and a large ghost
     assert result["baseline"]["figure_iou"] < 0.5 and result["baseline"]["ghost_ratio"] > 0.5
+
+
+def test_straight_reference_meets_the_keys_and_cuts_the_arcs():
+    """`straight_between` moves every pose parameter straight between two keys: it draws the keys
+    themselves at its ends, the truth where the rig is linear (the arm swing), and the chord of a
+    parabola (the leap) below its arc."""
+    from tools.synthetic_cel import build, render, straight_between
+
+    swing = build("arm_swing", 0)
+    straight = straight_between(swing, 0.0, 1.0)
+    assert np.array_equal(render(straight, 0.0).image, render(swing, 0.0).image)
+    assert np.array_equal(render(straight, 0.5).image, render(swing, 0.5).image)
+    leap = build("leap", 0)
+    chord = straight_between(leap, 0.0, 1.0)
+    assert np.array_equal(render(chord, 1.0).image, render(leap, 1.0).image)
+    assert render(chord, 0.5).joints["torso"]["y"] > render(leap, 0.5).joints["torso"]["y"] + 30  # lower: y grows down

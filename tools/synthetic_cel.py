@@ -41,7 +41,7 @@ import json
 import math
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -422,6 +422,19 @@ def taus(frames: int) -> list[float]:
     if frames < 3:
         raise ValueError(f"frames={frames}: a sequence needs at least 3 frames (two keys and an in-between)")
     return [i / (frames - 1) for i in range(frames)]
+
+
+def straight_between(scene: Scene, tau_start: float, tau_end: float) -> Scene:
+    """The scene with every pose parameter (pivot, angle, squash) moved linearly from its value at
+    `tau_start` to its value at `tau_end` as the new scene's tau goes from 0 to 1: the best any
+    in-betweener that carries each part straight from one key to the next can draw (it knows the
+    rig, but not the arcs and eases no key shows). A reference for the benchmarks."""
+    first, last = scene.motion(tau_start), scene.motion(tau_end)
+
+    def motion(t: float) -> dict[str, Pose]:
+        return {name: Pose(*(a + (b - a) * t for a, b in zip(astuple(first[name]), astuple(last[name])))) for name in first}
+
+    return replace(scene, motion=motion)
 
 
 def _png(array: np.ndarray) -> bytes:

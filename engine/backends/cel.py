@@ -1,15 +1,28 @@
 """The cel backend: in-betweens that take flat cel art apart and move its parts along arcs.
 
 No weights, no GPU: held backgrounds stay exactly in place, limbs swing about their joints, a
-figure that leaps is carried, not faded, and sketches pose the parts (docs/cel.md). Art that is not
+figure that leaps is carried, not faded, on one arc through all the keys of a multi-key shot, and
+sketches pose the parts (docs/cel.md). Art that is not
 flat cel, or a segment whose parts cannot be matched with confidence, goes to the RIFE backend,
 and the result's warnings and provenance say so.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
+
+import numpy as np
+
 from ..api import Backend, CancelToken, EngineError, GenerationSettings, InbetweenTask, ProgressFn
-from ..cel.interpolator import CelConfig, CelInterpolator, NotCelArt, check_keys
+from ..cel.interpolator import CelConfig, CelInterpolator, CelSegment, NotCelArt, check_keys
+
+#: How many analysed key pairs the backend keeps (a segment, the one before and the one after).
+PREPARED_PAIRS = 4
+
+
+def _fingerprint(key: np.ndarray) -> bytes:
+    return hashlib.blake2b(np.ascontiguousarray(key).tobytes() + str(key.shape).encode(), digest_size=16).digest()
 
 
 def availability(settings: GenerationSettings) -> tuple[bool, str]:
@@ -31,6 +44,29 @@ class CelBackend(Backend):
         self._rife = None
         self.last_method = "cel"
         self.last_report: dict = {}
+        #: Key pairs already taken apart (without sketches), newest last: a multi-key shot's segments
+        #: come in order, so each pair is analysed once though each segment also looks at its neighbours.
+        self._prepared: OrderedDict[tuple[bytes, bytes], CelSegment | NotCelArt] = OrderedDict()
+
+    def _take_apart(self, key_a: np.ndarray, key_b: np.ndarray, cancel: CancelToken) -> CelSegment | NotCelArt:
+        """The pair's analysis without sketches (or why it is not cel art), from the cache when the
+        last segments made it."""
+        pair = (_fingerprint(key_a), _fingerprint(key_b))
+        if pair not in self._prepared:
+            try:
+                self._prepared[pair] = self.interpolator.prepare(key_a, key_b, None, cancel)
+            except NotCelArt as exc:
+                self._prepared[pair] = exc
+            while len(self._prepared) > PREPARED_PAIRS:
+                self._prepared.popitem(last=False)
+        return self._prepared[pair]
+
+    def _neighbour(self, key_a: np.ndarray | None, key_b: np.ndarray | None, cancel: CancelToken) -> CelSegment | None:
+        """A neighbouring segment of a multi-key shot, taken apart, or None (none, or not cel art)."""
+        if key_a is None or key_b is None or key_a.shape != key_b.shape:
+            return None
+        found = self._take_apart(key_a, key_b, cancel)
+        return None if isinstance(found, NotCelArt) else found
 
     def _fallback(self):
         """The RIFE backend, built on first need (its network loads once)."""
@@ -53,9 +89,17 @@ class CelBackend(Backend):
         cancel.check()
         progress("encode", 0.0, "taking the keyframes apart into cels")
         try:
-            segment = self.interpolator.prepare(task.key_start, task.key_end, task.sketches, cancel)
+            if task.sketches:
+                segment = self.interpolator.prepare(task.key_start, task.key_end, task.sketches, cancel)
+            else:
+                segment = self._take_apart(task.key_start, task.key_end, cancel)
+                if isinstance(segment, NotCelArt):
+                    raise segment
         except NotCelArt as exc:
             return self._by_flow(task, progress, cancel, str(exc))
+        before = self._neighbour(task.key_before, task.key_start, cancel)
+        after = self._neighbour(task.key_end, task.key_after, cancel)
+        segment.follow_keys(before, task.tau_before, after, task.tau_after)
         self.last_method = "cel"
         self.last_report = segment.report
         images = []

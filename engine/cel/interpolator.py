@@ -29,6 +29,7 @@ from .layers import backdrop_pockets, background_plate, changed_pixels, held_reg
 from .matching import match_figures, match_regions
 from .occlusion import held_in_front, paint_order
 from .parts import Part, build_parts, group_regions
+from .paths import KeyPath, figure_paths
 from .regions import Segmentation, segment
 from .render import CutOut, Residual, cut_out, measure_residual, mix_weight, paint_part, premultiplied, straight
 from .sketch_pose import SketchLines, fit_to_sketch
@@ -75,6 +76,7 @@ class CelSegment:
     residuals: list[Residual | None]
     front: np.ndarray  # bool: held scenery painted over the parts (a trunk the figure walks behind)
     report: dict = field(default_factory=dict)
+    paths: dict[int, KeyPath] = field(default_factory=dict)  # free figures' arcs through the keys
 
     def poses(self, tau: float) -> list[np.ndarray]:
         """Each part's pose at tau: key A's coordinates -> the in-between's."""
@@ -82,8 +84,17 @@ class CelSegment:
         out: list[np.ndarray] = []
         for k, part in enumerate(self.parts):
             parent = np.eye(3) if part.parent is None else out[index[part.parent]]
+            if k in self.paths:
+                parent = arcs.pose(np.eye(2), np.zeros(2), self.paths[k].offset(tau))
             out.append(parent @ _relative_at(self.knots[k], part.pivot, tau))
         return out
+
+    def follow_keys(self, before: CelSegment | None, tau_before: float | None, after: CelSegment | None,
+                    tau_after: float | None) -> None:
+        """Carry the free figures on arcs through the neighbouring keys of a multi-key shot
+        (`before`: the segment ending at this key A; `after`: the one starting at this key B)."""
+        self.paths = figure_paths(self, before, tau_before, after, tau_after)
+        self.report["paths_through_keys"] = len(self.paths)
 
     def inbetween(self, tau: float) -> np.ndarray:
         """The drawing at tau in (0, 1): straight-alpha RGBA uint8 at the keys' size."""

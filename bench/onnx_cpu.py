@@ -6,10 +6,13 @@ own peak resident memory:
   golden tiny model of reference/tiny_a, through the backend, PyTorch vs its fp32 ONNX export;
 - unet: one forward of the full-size video UNet (1.44 B parameters, random weights, float32) at
   the model's canvas, 16 frames of 320x512 (latent 40x64), batch 1, after exporting it to ONNX.
-  Needs about 12 GB of RAM for the export and 6-10 GB per runtime: run it on a quiet machine.
+  Needs about 12 GB of RAM for the export and 6-10 GB per runtime: run it on a quiet machine, under
+  the team's big-memory lock. The export (5.8 GB) goes to a temporary folder that is removed at the
+  end, also when the run fails or is stopped (SIGTERM, SIGHUP, Ctrl-C); `--workdir` keeps it instead,
+  so a second run skips the export.
 
     .venv/bin/python bench/onnx_cpu.py tiny [--steps 10] [--reference ../shared/reference/tiny_a]
-    .venv/bin/python bench/onnx_cpu.py unet [--workdir /tmp/onnx-unet]
+    flock /tmp/team/bigmem.lock .venv/bin/python bench/onnx_cpu.py unet [--workdir /tmp/onnx-unet]
 
 Prints one line per runtime and the ratio ONNX / PyTorch; figures go to BENCHMARKS.md.
 """
@@ -20,6 +23,7 @@ import argparse
 import json
 import os
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -163,11 +167,26 @@ def child_unet(runtime: str, workdir: Path, threads: int) -> dict:
 # -- parent -----------------------------------------------------------------------------------------
 
 
-def run_child(*args: str) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "tiny", "--child", *args], cwd=REPO, capture_output=True, text=True)
+def run_child(threads: int, *args: str) -> dict:
+    command = [sys.executable, __file__, "tiny", "--threads", str(threads), "--child", *args]
+    with subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            stdout, stderr = proc.communicate()
+        except BaseException:  # stopped: the child goes too, before the parent removes its files
+            proc.kill()
+            proc.wait()
+            raise
     if proc.returncode != 0:
-        raise SystemExit(f"child {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+        raise SystemExit(f"child {' '.join(args)} failed (exit status {proc.returncode}):\n{stderr[-3000:]}")
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise SystemExit(f"stopped by signal {signum}")
+
+
+def load_average() -> str:
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -189,7 +208,10 @@ def main(argv: list[str] | None = None) -> int:
             result = child_unet(rest[0], Path(rest[1]), args.threads)
         print(json.dumps(result))
         return 0
-    print(f"machine: {os.cpu_count()} cores, {args.threads} threads per runtime", flush=True)
+    for signum in (signal.SIGTERM, signal.SIGHUP):  # so the temporary export is removed when stopped
+        signal.signal(signum, _stop)
+    print(f"machine: {os.cpu_count()} cores, {args.threads} threads per runtime; "
+          f"load average {load_average()} (1, 5, 15 min)", flush=True)
     with tempfile.TemporaryDirectory(prefix="onnx-cpu-bench-") as tmp:
         if args.what == "tiny":
             from export_onnx.exporter import ExportSettings, export_folder, graphs_for
@@ -198,17 +220,18 @@ def main(argv: list[str] | None = None) -> int:
             store = Path(tmp)
             export_folder(store / "onnx" / "weights-fp32", from_tiny_reference(args.reference), None,
                           graphs_for(["clip", "resampler", "vae", "unet"]), ExportSettings(), report=lambda line: None)
-            results = [run_child("tiny", rt, str(args.reference), str(store), str(args.steps)) for rt in ("torch", "onnx")]
+            results = [run_child(args.threads, "tiny", rt, str(args.reference), str(store), str(args.steps))
+                       for rt in ("torch", "onnx")]
             key = "pass_s"
             label = f"one tiny pass ({args.steps} steps, CFG)"
         else:
             workdir = args.workdir or Path(tmp)
             workdir.mkdir(parents=True, exist_ok=True)
             if not (workdir / "unet.onnx").is_file():
-                export = run_child("export-unet", str(workdir))
+                export = run_child(args.threads, "export-unet", str(workdir))
                 print(f"export: {export['export_s']:.0f} s, {export['bytes'] / 1e9:.2f} GB, "
                       f"peak RSS {export['peak_rss_gib']:.1f} GiB", flush=True)
-            results = [run_child("unet", rt, str(workdir)) for rt in ("torch", "onnx")]
+            results = [run_child(args.threads, "unet", rt, str(workdir)) for rt in ("torch", "onnx")]
             key = "forward_s"
             label = "full-size UNet forward, 16x320x512, batch 1"
     for r in results:
@@ -216,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['runtime']:<6} {label}: {r[key]:.2f} s (load {r['load_s']:.1f} s), peak RSS {r['peak_rss_gib']:.2f} GiB{extra}")
     torch_r, onnx_r = results
     print(f"ratio onnx/torch: time {onnx_r[key] / torch_r[key]:.2f}x, peak RSS {onnx_r['peak_rss_gib'] / torch_r['peak_rss_gib']:.2f}x")
+    print(f"load average at the end {load_average()} (1, 5, 15 min)")
     return 0
 
 

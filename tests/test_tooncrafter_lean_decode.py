@@ -25,6 +25,7 @@ from engine.tooncrafter.networks.frame_streaming import (
     map_frames,
     row_bands,
     scatter_band,
+    temporal_conv,
 )
 from engine.tooncrafter.networks.normalization import Float32GroupNorm
 
@@ -170,6 +171,17 @@ def test_row_bands_gather_and_scatter_round_trip():
     scatter_band(frames, -band, 1)
     assert torch.equal(frames[3][:, :, 1:4], -(torch.arange(30.0).reshape(1, 2, 5, 3)[:, :, 1:4] + 300))
     assert torch.equal(frames[3][:, :, 4], torch.arange(30.0).reshape(1, 2, 5, 3)[:, :, 4] + 300)
+
+
+@pytest.mark.parametrize("taps,bias,frames", [(3, True, 6), (3, False, 2), (5, True, 3), (1, True, 4), (3, True, 1)])
+@torch.no_grad()
+def test_temporal_conv_is_the_zero_padded_conv3d(taps, bias, frames):
+    generator = torch.Generator().manual_seed(taps + frames)
+    conv = nn.Conv3d(6, 5, (taps, 1, 1), padding=(taps // 2, 0, 0), bias=bias)
+    for p in conv.parameters():
+        p.copy_(torch.randn(p.shape, generator=generator))
+    band = torch.randn(1, 6, frames, 3, 7, generator=generator)
+    assert max_diff(temporal_conv(conv, band), conv(band)) < EXACT
 
 
 @pytest.mark.parametrize("rows", [1, 2, 5, 12, 40])

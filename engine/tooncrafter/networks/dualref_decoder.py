@@ -35,6 +35,7 @@ from engine.tooncrafter.networks.frame_streaming import (
     map_frames,
     row_bands,
     scatter_band,
+    temporal_conv,
 )
 from engine.tooncrafter.networks.normalization import Float32GroupNorm
 from engine.tooncrafter.networks.vae_encoder import MidBlock, ResnetBlock, SpatialSelfAttention, vae_group_norm
@@ -114,7 +115,7 @@ class VideoResnetBlock(ResnetBlock):
         stats1 = group_statistics(frames, norm1.num_groups)
 
         def first_conv(band: torch.Tensor) -> torch.Tensor:
-            return conv1(F.silu(group_norm_with_statistics(band, norm1, stats1), inplace=True))
+            return temporal_conv(conv1, F.silu(group_norm_with_statistics(band, norm1, stats1), inplace=True))
 
         stats2 = group_statistics((first_conv(gather_band(frames, *band)) for band in bands), norm2.num_groups)
         alpha = torch.sigmoid(self.mix_factor).to(frames[0].dtype)
@@ -123,7 +124,7 @@ class VideoResnetBlock(ResnetBlock):
             hidden = first_conv(spatial)
             act = dropout(F.silu(group_norm_with_statistics(hidden, norm2, stats2), inplace=True))
             del hidden
-            temporal = conv2(act)
+            temporal = temporal_conv(conv2, act)
             del act
             temporal.add_(spatial).mul_(alpha)
             temporal.add_(spatial.mul_(1.0 - alpha))
@@ -172,7 +173,7 @@ class ReferenceCombiner(nn.Module):
         full-resolution map waits through the whole pass."""
 
         def ref(slot: int) -> torch.Tensor:
-            return self.conv(reference[:, :, slot].to(dtype))
+            return self.conv(reference[:, :, slot].to(dtype).contiguous(memory_format=torch.channels_last))
 
         def add(x: torch.Tensor, start: int) -> torch.Tensor:
             if num_frames == 1:
@@ -370,7 +371,9 @@ class DualRefDecoder(nn.Module):
         larger intermediate size."""
         total = z.shape[0]
         frames = list(z.split(1))
-        pending: list[FrameMap] = [lambda x, start: self.conv_in(x)]
+        # Channels-last frames: the CPU convolutions then work in place of their input layout
+        # instead of reordering a copy of every input (measured: ~0.1 GiB less per full-size frame).
+        pending: list[FrameMap] = [lambda x, start: self.conv_in(x.contiguous(memory_format=torch.channels_last))]
 
         def video_block(block: VideoResnetBlock) -> None:
             pending.append(block.spatial_frames)
@@ -392,4 +395,4 @@ class DualRefDecoder(nn.Module):
         pending.append(self.attn_refinement[-1].frame_map(references[-1], total, z.dtype))
         pending.append(lambda x, start: nn.Conv2d.forward(self.conv_out, x))
         map_frames(frames, pending, step)
-        return _video_to_frames(self.conv_out.time_mix_conv(torch.stack(frames, dim=2)))
+        return _video_to_frames(self.conv_out.time_mix_conv(torch.stack(frames, dim=2))).contiguous()

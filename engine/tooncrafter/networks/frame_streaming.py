@@ -45,13 +45,15 @@ def map_frames(frames: list[torch.Tensor], layers: Iterable[FrameMap], step: int
 
 def group_statistics(pieces: Iterable[torch.Tensor], num_groups: int) -> GroupStatistics:
     """Mean and (biased) variance per group over all the given pieces of one clip, as GroupNorm
-    over the whole clip computes them. Each piece is (1, C, ...) of any size (frames, bands of
-    rows); pieces are weighted by their element counts."""
+    over the whole clip computes them. Each piece is (N, C, ...) of any size and layout (frames,
+    bands of rows); pieces are weighted by their element counts."""
     counts, means, variances = [], [], []
     for piece in pieces:
-        grouped = piece.float().reshape(num_groups, -1)
-        var, mean = torch.var_mean(grouped, dim=1, correction=0)
-        counts.append(grouped.shape[1])
+        # a view in any memory layout (no copy of a channels-last frame)
+        grouped = piece.float().unflatten(1, (num_groups, -1))
+        dims = [d for d in range(grouped.ndim) if d != 1]
+        var, mean = torch.var_mean(grouped, dim=dims, correction=0)
+        counts.append(grouped.numel() // num_groups)
         means.append(mean.double())
         variances.append(var.double())
     weight = torch.tensor(counts, dtype=torch.float64)[:, None] / sum(counts)
@@ -94,3 +96,25 @@ def scatter_band(frames: list[torch.Tensor], band: torch.Tensor, top: int) -> No
     bottom = top + band.shape[3]
     for t, frame in enumerate(frames):
         frame[:, :, top:bottom].copy_(band[:, :, t])
+
+
+def temporal_conv(conv: nn.Conv3d, band: torch.Tensor) -> torch.Tensor:
+    """A (k,1,1) Conv3d with zero padding k//2 over time on a (1, C, T, rows, w) band, as one
+    matrix product per kernel tap accumulated into the output: no work buffers, where the CPU
+    Conv3d kernel holds about four copies of its input."""
+    _, channels, frames, rows, width = band.shape
+    taps, radius = conv.kernel_size[0], conv.kernel_size[0] // 2
+    flat = band.reshape(channels, frames, rows * width)
+    out_channels = conv.out_channels
+    if conv.bias is not None:
+        out = conv.bias.reshape(out_channels, 1, 1).expand(out_channels, frames, rows * width).contiguous()
+    else:
+        out = flat.new_zeros(out_channels, frames, rows * width)
+    for tap in range(taps):
+        shift = tap - radius
+        lo, hi = max(0, -shift), min(frames, frames - shift)
+        if lo < hi:
+            weight = conv.weight[:, :, tap, 0, 0]
+            out[:, lo:hi].view(out_channels, -1).addmm_(weight, flat[:, lo + shift : hi + shift].reshape(channels, -1))
+    return out.view(1, out_channels, frames, rows, width)
+

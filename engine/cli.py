@@ -125,7 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="parity = the original's numbers; fast = opt-in speed-ups; quality = extra passes")
     model.add_argument("--precision", default="auto", choices=vocabulary.PRECISIONS)
     model.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    model.add_argument("--low-vram", action="store_true", help="trade speed for GPU memory")
+    model.add_argument(
+        "--low-vram", action="store_true",
+        help="trade speed for memory: the tightest exact chunks (GPU or CPU); on a GPU, parts visit it only while they run",
+    )
     model.add_argument("--runtime", default="auto", choices=vocabulary.RUNTIMES,
                        help="what runs the model: torch, onnx (an export from `inbetween models export-onnx`) "
                        "or auto (default)")

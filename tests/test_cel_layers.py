@@ -37,7 +37,8 @@ def test_unchanged_transparent_paper_is_not_change():
 
 
 def test_backdrop_seen_through_a_gap_in_the_figure_is_a_pocket_not_a_part():
-    """Sky enclosed between two moving legs is the sky's paint: plate, not a region to match."""
+    """Backdrop enclosed between two moving legs, which the other key shows as open backdrop there:
+    plate, not a region to match. A limb is no pocket: the other key shows what was behind it."""
     from engine.cel.layers import backdrop_pockets
 
     def legs(x: int) -> np.ndarray:
@@ -51,9 +52,10 @@ def test_backdrop_seen_through_a_gap_in_the_figure_is_a_pocket_not_a_part():
         return key
 
     key_a, key_b = legs(100), legs(125)  # the figure steps right, across its own gap
-    seg = segment(key_a)
-    held = held_regions(seg, changed_pixels(key_a, key_b))
-    pockets = backdrop_pockets(seg, held)
+    seg, other = segment(key_a), segment(key_b)
+    changed = changed_pixels(key_a, key_b)
+    held = held_regions(seg, changed)
+    pockets = backdrop_pockets(seg, held, other, held_regions(other, changed))
     pocket = seg.labels[80, 120]
     limb = seg.labels[80, 104]
     assert not held[pocket] and pockets[pocket]

@@ -180,7 +180,7 @@ class CelInterpolator:
         cancel.check()
         changed = changed_pixels(key_a, key_b)
         held_a, held_b = held_regions(seg_a, changed), held_regions(seg_b, changed)
-        pockets_a, pockets_b = backdrop_pockets(seg_a, held_a), backdrop_pockets(seg_b, held_b)
+        pockets_a, pockets_b = backdrop_pockets(seg_a, held_a, seg_b, held_b), backdrop_pockets(seg_b, held_b, seg_a, held_a)
         moving_a = [i for i in range(len(seg_a.regions)) if not held_a[i] and not pockets_a[i]]
         moving_b = [j for j in range(len(seg_b.regions)) if not held_b[j] and not pockets_b[j]]
         if len(moving_a) > self.config.max_moving_regions or len(moving_b) > self.config.max_moving_regions:

@@ -22,8 +22,10 @@ HELD_CHANGED = 0.05
 HELD_RING_CHANGED = 0.3
 #: ... or, for a region touching the frame edge, at most this share of its pixels changed.
 HELD_BACKDROP_CHANGED = 0.3
-#: A moving region within this colour distance (RGBA, 0-255) of the backdrop's paint is backdrop.
+#: A moving region is backdrop when at least POCKET_SHARE of it shows, in the other key, held
+#: regions within POCKET_PAINT (RGBA colour distance, 0-255) of its own paint.
 POCKET_PAINT = 12.0
+POCKET_SHARE = 0.5
 
 
 def changed_pixels(key_a: np.ndarray, key_b: np.ndarray) -> np.ndarray:
@@ -60,18 +62,23 @@ def held_regions(seg: Segmentation, changed: np.ndarray) -> np.ndarray:
     return held
 
 
-def backdrop_pockets(seg: Segmentation, held: np.ndarray) -> np.ndarray:
-    """Boolean per region: not held, but painted like a held region that reaches the frame edge
-    (the sky seen between a figure's legs or under its arm). Such a pocket is backdrop showing
-    through a gap in the figure, not a part of it: it belongs to the plate."""
-    backdrop = [r.colour for r in seg.regions if held[r.index] and r.touches_border and r.area > 0]
+def backdrop_pockets(seg: Segmentation, held: np.ndarray, other: Segmentation, other_held: np.ndarray) -> np.ndarray:
+    """Boolean per region of `seg`: not held, but where it lies the other key mostly shows a held
+    region of the same paint (the sky or a hill seen between a figure's legs, which the legs have
+    left in the other key). Such a pocket is backdrop showing through a gap in the figure, not a
+    part of it: it belongs to the plate. A limb painted like the body it swings across is no pocket:
+    where the limb was, the other key shows the background behind it."""
     pockets = np.zeros(len(seg.regions), bool)
-    if not backdrop:
-        return pockets
-    colours = np.stack(backdrop)
+    colours = np.stack([r.colour for r in other.regions]) if other.regions else np.zeros((0, 4))
     for region in seg.regions:
-        if not held[region.index] and region.area > 0:
-            pockets[region.index] = np.linalg.norm(colours - region.colour, axis=1).min() <= POCKET_PAINT
+        if held[region.index] or region.area == 0:
+            continue
+        there = other.labels[seg.labels == region.index]
+        there = there[there >= 0]
+        if not len(there):
+            continue
+        same = other_held[there] & (np.linalg.norm(colours[there] - region.colour, axis=1) <= POCKET_PAINT)
+        pockets[region.index] = same.mean() >= POCKET_SHARE
     return pockets
 
 

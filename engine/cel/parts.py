@@ -31,6 +31,9 @@ SAME_PAINT = 20.0
 JOINT_REACH = 0.35
 #: A jointed pose is kept unless it fits this much worse than the part's free pose.
 JOINT_TOLERANCE = 0.06
+#: Fit lost per radian a pose turns a part away from its whole figure's turn, when bones are weighed
+#: (for the largest part; smaller parts in proportion to their area: bodies carry the figure's turn).
+FIGURE_TURN_PRIOR = 0.05
 #: Ink within this many pixels of a part's fill is the part's outline.
 OUTLINE_REACH = 3
 #: A part is outlined when at least this share of the ring around its fill is ink.
@@ -262,7 +265,7 @@ def build_parts(
         else:
             part.motion = Motion(np.eye(3), 0.0, 0.0)
     # a part hinges on held cels (a body, a neck), not on the backdrop that surrounds everything
-    return _skeleton(parts, shapes, scenery_a)
+    return _skeleton(parts, shapes, scenery_a, turn_of)
 
 
 def _figure_turns(parts: list[Part], seg_a: Segmentation, seg_b: Segmentation) -> dict[int, float]:
@@ -299,8 +302,12 @@ class _Hinge:
     motion: Motion
 
 
-def _hinge(part: Part, parent: Part | None, contact: np.ndarray, shapes: dict) -> _Hinge:
-    """The best joint on the contact for `part` turning relative to `parent`'s pose."""
+def _hinge(part: Part, parent: Part | None, contact: np.ndarray, shapes: dict, figure_turn: float,
+           weight: float) -> _Hinge:
+    """The best joint on the contact for `part` turning relative to `parent`'s pose. Its quality
+    weighs both poses by how far they turn the part from its figure, by `weight` (a body hung
+    upside down from its own arm fits its outline as well as the right way up, but the figure says
+    otherwise; a hand is free to turn)."""
     parent_pose = np.eye(3) if parent is None else parent.motion.pose
     parent_turn = 0.0 if parent is None else parent.motion.turn
     size = math.sqrt(max(part.area, 1))
@@ -317,7 +324,12 @@ def _hinge(part: Part, parent: Part | None, contact: np.ndarray, shapes: dict) -
             best = (joint, hinged)
     if best is None:
         return _Hinge(-1.0, int(contact.sum()), None, part.motion)
-    return _Hinge(best[1].score - part.motion.score, int(contact.sum()), best[0], best[1])
+
+    def believed(motion: Motion) -> float:
+        away = abs((motion.turn - figure_turn + math.pi) % (2 * math.pi) - math.pi)
+        return motion.score - FIGURE_TURN_PRIOR * weight * away
+
+    return _Hinge(believed(best[1]) - believed(part.motion), int(contact.sum()), best[0], best[1])
 
 
 def _place(part: Part, parent: Part | None, joint: np.ndarray | None, motion: Motion) -> None:
@@ -332,7 +344,7 @@ def _place(part: Part, parent: Part | None, joint: np.ndarray | None, motion: Mo
     part.pivot = joint if joint is not None else shape_of(part.mask_a).centroid
 
 
-def _skeleton(parts: list[Part], shapes: dict, world: np.ndarray) -> list[Part]:
+def _skeleton(parts: list[Part], shapes: dict, world: np.ndarray, figure_turns: dict[int, float]) -> list[Part]:
     """Hang the parts on a tree of joints, parents before children.
 
     Grown like a minimum spanning tree: of all the bones that could join a part not yet placed to
@@ -344,12 +356,14 @@ def _skeleton(parts: list[Part], shapes: dict, world: np.ndarray) -> list[Part]:
     unmatched = {p.index: p for p in parts if not p.regions_b}
     placed: list[Part] = []
     cache: dict[tuple[int, int], _Hinge | None] = {}
+    largest = max((p.area for p in parts), default=1)
 
     def bone(part: Part, parent: Part | None) -> _Hinge | None:
         key = (part.index, -1 if parent is None else parent.index)
         if key not in cache:
             contact = _contact(part.mask_a, world if parent is None else parent.mask_a)
-            cache[key] = _hinge(part, parent, contact, shapes) if contact.any() else None
+            weight = 0.0 if parent is None else part.area / largest  # a held parent anchors the turn itself
+            cache[key] = _hinge(part, parent, contact, shapes, figure_turns[part.index], weight) if contact.any() else None
         return cache[key]
 
     while matched:

@@ -43,9 +43,20 @@ def peak_rss_gib() -> float:
 
 
 def _threads(n: int) -> None:
+    """The same thread count on both sides: PyTorch's, and every onnxruntime session made in this
+    process (onnxruntime otherwise takes one intra-op thread per core, whatever PyTorch uses)."""
+    import onnxruntime as ort
     import torch
 
     torch.set_num_threads(n)
+
+    class SessionOptions(ort.SessionOptions):
+        def __init__(self) -> None:
+            super().__init__()
+            self.intra_op_num_threads = n
+            self.inter_op_num_threads = 1
+
+    ort.SessionOptions = SessionOptions
 
 
 # -- children: each prints one JSON line ----------------------------------------------------------
@@ -196,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=10, help="tiny: DDIM steps per pass (default 10)")
     parser.add_argument("--reference", type=Path, default=REPO.parent / "shared" / "reference" / "tiny_a")
     parser.add_argument("--workdir", type=Path, help="unet: where the export goes (default: a temporary folder)")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2, help="threads per runtime, PyTorch and onnxruntime alike (default 2)")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:

@@ -54,8 +54,8 @@ from tools import synthetic_cel  # noqa: E402
 
 ALL_METRICS = METRICS + FIGURE_METRICS
 LABELS = {"xfade": "cross-fade", "rife": "RIFE", "cel": "cel"}
-SAMPLES = (("arm_swing", "key_a.png", "key_b.png"), ("bouncing_ball_alpha", "key_a.png", "key_b.png"),
-           ("three_keys", "key_0.png", "key_1.png"))
+SAMPLES = (("arm_swing", ("key_a.png", "key_b.png")), ("bouncing_ball_alpha", ("key_a.png", "key_b.png")),
+           ("three_keys", ("key_0.png", "key_1.png", "key_2.png")))
 
 
 # ------------------------------------------------------------------------------ the synthetic set
@@ -279,13 +279,19 @@ def write_sheets(backends: dict, folders: list[Path], out: Path, frames: int) ->
         path = sheets / f"synthetic_{folder.name}.png"
         Image.fromarray(sheet(rows)).save(path)
         written.append(path)
-    for name, a, b in SAMPLES:
-        ka, kb = read_image(REPO / "samples" / name / a), read_image(REPO / "samples" / name / b)
+    for name, files in SAMPLES:
+        keys = [read_image(REPO / "samples" / name / f) for f in files]
         rows = []
         for bname, backend in backends.items():
-            task = InbetweenTask(ka, kb, ts[1:-1], GenerationSettings(backend=bname, device="cpu"))
-            rows.append((LABELS[bname], [ka, *backend.interpolate(task, no_progress, CancelToken()), kb]))
-        rows.append(("cross-fade", [crossfade(ka, kb, t) for t in ts]))
+            drawn = [keys[0]]
+            for n, (ka, kb) in enumerate(zip(keys, keys[1:])):  # a shot of several keys: each segment sees its neighbours
+                task = InbetweenTask(ka, kb, ts[1:-1], GenerationSettings(backend=bname, device="cpu"),
+                                     key_before=keys[n - 1] if n > 0 else None, tau_before=-1.0 if n > 0 else None,
+                                     key_after=keys[n + 2] if n + 2 < len(keys) else None,
+                                     tau_after=2.0 if n + 2 < len(keys) else None)
+                drawn += [*backend.interpolate(task, no_progress, CancelToken()), kb]
+            rows.append((LABELS[bname], drawn))
+        rows.append(("cross-fade", [keys[0]] + [im for ka, kb in zip(keys, keys[1:]) for im in [crossfade(ka, kb, t) for t in ts[1:]]]))
         path = sheets / f"sample_{name}.png"
         Image.fromarray(sheet(rows)).save(path)
         written.append(path)
@@ -365,9 +371,12 @@ def main() -> None:
     names = list(backends)
     folders = synthetic_set(args.out / "synthetic_truth", args.frames, args.seed)
 
-    # warm-up (first-call costs are not the backend's steady speed), then a timed pass, backends side by side
+    # warm-up (first-call costs are not the backend's steady speed) on a motion the timed pass does not
+    # draw (the cel backend keeps the last key pairs it took apart), then the timed pass, side by side
+    if not 0 < args.speed_motions < len(folders):
+        sys.exit(f"--speed-motions must be 1 to {len(folders) - 1} (one motion is kept for the warm-up)")
     top = [0, args.frames - 1]
-    warm = folder_segments(folders[0], top, args.out / "warmup")
+    warm = folder_segments(folders[-1], top, args.out / "warmup")
     for name, backend in backends.items():
         draw_segments(warm, backend, GenerationSettings(backend=name, device="cpu"), log_every=0)
     timing = {}

@@ -1,7 +1,8 @@
 """In-betweens per second of the cel backend at 512×320 on this machine's CPU.
 
 Times whole `CelBackend.interpolate` calls on `samples/arm_swing` (segment analysis once, then one
-cheap render per tau) after a warm-up, for segments of 1, 3 and 7 in-betweens, and reports the
+cheap render per tau; each timed call on a fresh backend, which has not seen the keys) after a
+warm-up, for segments of 1, 3 and 7 in-betweens, and reports the
 median of several repetitions in wall-clock and in process CPU time with the load average: on a
 shared machine the CPU figure is what the machine would give idle.
 
@@ -48,6 +49,7 @@ def main(argv=None) -> int:
         backend.interpolate(InbetweenTask(key_a, key_b, taus, settings), no_progress, CancelToken())  # warm-up
         walls, cpus = [], []
         for _ in range(args.repeats):
+            backend = CelBackend(settings)  # a fresh backend: it keeps the key pairs it took apart
             wall, cpu = time.perf_counter(), time.process_time()
             backend.interpolate(InbetweenTask(key_a, key_b, taus, settings), no_progress, CancelToken())
             walls.append(time.perf_counter() - wall)

@@ -282,16 +282,6 @@ def main(argv: list[str] | None = None) -> int:
         for r in report["precision"]:
             print(f"precision {r['precision']}: {r['seconds_per_forward']:.3f} s/UNet forward, max|v - v_fp32| "
                   f"{r['max_abs_diff']:.2e} ({r['relative']:.1e} of max|v|)", flush=True)
-    if "onnx" in parts:
-        report["onnx"] = part_onnx(bench, model32, args.precision if args.device.startswith("cuda") else "fp32",
-                                   args.tensorrt)
-        r = report["onnx"]
-        print(f"onnx: export {r['export_seconds']:.0f} s ({r['bytes'] / 1e9:.2f} GB), provider {r['provider']} "
-              f"(asked {r['asked']}), {r['seconds_per_forward']:.3f} s/forward vs torch {r['torch_seconds_per_forward']:.3f} "
-              f"(x{r['ratio_onnx_to_torch']:.2f}), max diff {r['max_abs_diff_vs_torch']:.2e} "
-              f"({r['relative_diff_vs_torch']:.1e} relative), outputs on {r['output_device']}", flush=True)
-        for warning in r["provider_warnings"]:
-            print("  " + warning, flush=True)
     if "modes" in parts:
         precision = args.precision if args.device.startswith("cuda") else "fp32"
         model = model32.cast_weights(DTYPES[precision])
@@ -305,6 +295,21 @@ def main(argv: list[str] | None = None) -> int:
             vram = f"peak VRAM {r['peak_vram_gib']:.1f} GiB" if r["peak_vram_gib"] is not None else ""
             print(f"{r['mode']:<22} {r['seconds_per_step']:.3f} s/step   {r['end_to_end_seconds']:.1f} s per pass "
                   f"({args.steps} steps, {r['frames']} frames)   {vram}", flush=True)
+    if "onnx" in parts:  # last, and on its own: a missing onnxruntime-gpu must not cost the other figures
+        try:
+            report["onnx"] = part_onnx(bench, model32, args.precision if args.device.startswith("cuda") else "fp32",
+                                       args.tensorrt)
+        except Exception as exc:  # recorded, not raised: the report keeps what did run
+            report["onnx"] = {"error": f"{type(exc).__name__}: {exc}"}
+            print(f"onnx: not measured: {report['onnx']['error']}", flush=True)
+        else:
+            r = report["onnx"]
+            print(f"onnx: export {r['export_seconds']:.0f} s ({r['bytes'] / 1e9:.2f} GB), provider {r['provider']} "
+                  f"(asked {r['asked']}), {r['seconds_per_forward']:.3f} s/forward vs torch {r['torch_seconds_per_forward']:.3f} "
+                  f"(x{r['ratio_onnx_to_torch']:.2f}), max diff {r['max_abs_diff_vs_torch']:.2e} "
+                  f"({r['relative_diff_vs_torch']:.1e} relative), outputs on {r['output_device']}", flush=True)
+            for warning in r["provider_warnings"]:
+                print("  " + warning, flush=True)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     return 0

@@ -299,3 +299,37 @@ def test_health_reports_both_runtimes_with_reasons(tmp_path, monkeypatch):
     assert report["torch"]["available"] is False and str(tmp_path) in report["torch"]["reason"]
     assert report["onnx"]["available"] is False and "export-onnx" in report["onnx"]["reason"]
     assert report["auto"]["picks"] is None
+
+
+@pytest.mark.slow
+def test_the_engine_server_runs_a_job_on_onnx_runtime(tiny, tiny_store, tmp_path, monkeypatch):
+    """The path the desktop app and the Krita plugin take: a job with `"runtime": "onnx"` submitted to
+    the real engine server over loopback runs on ONNX Runtime (provenance names the runtime and its
+    provider) and gives exactly the frames the engine draws in process."""
+    from engine.api import Keyframe
+    from engine.core.client import EngineClient
+    from engine.core.protocol import build_job
+    from engine.imaging import decode_png_rgba, encode_png_rgba
+    from engine.pipeline import build_request, generate
+    from engine.server.runner import EngineServer, ServerConfig
+    from tests.helpers import disc_keyframe
+
+    monkeypatch.setenv("INBETWEENER_MODELS", str(tiny_store))
+    export = store_export_folder(tiny_store, tiny["folder"] / "weights.safetensors", "fp32")
+    keys = {0: disc_keyframe(25, 30), 5: disc_keyframe(70, 34)}
+    settings = {"backend": "tooncrafter", "runtime": "onnx", "checkpoint": str(export), "steps": 2, "seed": 7}
+    server = EngineServer(ServerConfig(state_dir=tmp_path / "state")).start_in_thread()
+    try:
+        client = EngineClient(server.url, server.token, timeout=600)
+        job = client.submit(build_job(keyframes={f: encode_png_rgba(k) for f, k in keys.items()}, settings=settings))
+        status = client.wait(job)
+        assert status["state"] == "done", status["error"]
+        assert status["provenance"]["runtime"] == "onnx" and status["provenance"]["execution_provider"] == CPU
+        served = {f: decode_png_rgba(png, source=f"frame {f}") for f, png in client.frames(job, status).items()}
+    finally:
+        server.stop()
+    local = generate(build_request([Keyframe(f, k, f"key{f}.png") for f, k in keys.items()],
+                                   settings=GenerationSettings(**settings)))
+    assert sorted(served) == sorted(local.frames) == list(range(6))
+    for frame in range(1, 5):
+        assert np.array_equal(served[frame], local.frames[frame].image), frame

@@ -350,8 +350,10 @@ def _skeleton(parts: list[Part], shapes: dict, world: np.ndarray, figure_turns: 
     Grown like a minimum spanning tree: of all the bones that could join a part not yet placed to
     the held world or to a placed part, the one whose hinged pose costs least against the part's
     free pose is taken first, so a forearm hangs from its upper arm (which turns with it about the
-    elbow) rather than from the leg it happens to touch at rest. A part no bone fits well starts a
-    tree of its own, turning freely; a part key B does not show rides with the part it touches most."""
+    elbow) rather than from the leg it happens to touch at rest. When nothing placed touches the
+    parts left, the best-fitting of them starts a tree of its own (a second figure); a part whose
+    best bone fits poorly moves with that parent but turns about its own centre; a part key B does
+    not show rides with the part it touches most."""
     matched = {p.index: p for p in parts if p.regions_b}
     unmatched = {p.index: p for p in parts if not p.regions_b}
     placed: list[Part] = []

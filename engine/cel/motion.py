@@ -117,7 +117,7 @@ def _lookup(soft: np.ndarray, points: np.ndarray) -> np.ndarray:
 def _hidden_share(shown: Shape, full: Shape) -> float:
     """How much of the part one key may hide, judged by how much less of it that key shows than the
     other: a part shown whole in both keys cannot be hiding behind its neighbours."""
-    return float(np.clip(HIDING_GAIN * (1.0 - shown.area / max(full.area, 1)), 0.0, 1.0))
+    return min(max(HIDING_GAIN * (1.0 - shown.area / max(full.area, 1)), 0.0), 1.0)
 
 
 def _seen_share(shape: Shape, points: np.ndarray, hidden: float = 1.0, target: np.ndarray | None = None) -> np.ndarray:

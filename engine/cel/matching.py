@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .regions import Segmentation
+from .regions import Segmentation, adjacency
 
 #: Cost of leaving a region unmatched.
 UNMATCHED_COST = 4.0
@@ -74,8 +74,6 @@ def match_regions(
 
 def figures(seg: Segmentation, moving: list[int]) -> list[list[int]]:
     """Moving regions joined into whole figures: connected through any shared edge, inked or not."""
-    from .regions import adjacency
-
     parent = {i: i for i in moving}
 
     def find(i):

@@ -54,7 +54,7 @@ class Shape:
     soft: np.ndarray  # the mask around the shape, blurred a little: a smooth score near the edges
     offset: np.ndarray  # (x, y) of soft's first pixel in the frame
     covariance: np.ndarray
-    others: np.ndarray | None = None  # where other parts cover this key (on soft's grid): no evidence
+    others: np.ndarray | None = None  # where other parts or scenery cover this key (on soft's grid)
     lines: np.ndarray | None = None  # (M, 2) sampled ink points of the part (its outline and inner lines)
     lines_soft: np.ndarray | None = None  # the part's ink, blurred a little, on soft's grid
 
@@ -64,8 +64,9 @@ class Shape:
 
 
 def shape_of(mask: np.ndarray, seed: int = 0, others: np.ndarray | None = None, ink: np.ndarray | None = None) -> Shape:
-    """`others`: pixels of this key covered by other moving parts, which may hide this part; a
-    pose is neither rewarded nor punished for what lands there. `ink`: the key's ink; the part's
+    """`others`: pixels of this key covered by other moving parts or held scenery, which may hide
+    this part; a pose is neither rewarded nor punished for what lands there (as far as the key
+    shows less of the part than the other key). `ink`: the key's ink; the part's
     own lines (eyes on a round head, a thumb on a glove) then also score a pose, which the
     silhouette alone cannot for a shape that looks alike turned any way."""
     ys, xs = np.nonzero(mask)

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from . import arcs
+from .matching import figures
 from .motion import Motion, fit_free, fit_jointed, shape_of
 from .regions import Segmentation, adjacency
 
@@ -269,19 +270,16 @@ def build_parts(
 
 
 def _figure_turns(parts: list[Part], seg_a: Segmentation, seg_b: Segmentation) -> dict[int, float]:
-    """Each part's expected turn: the turn of the whole figure it belongs to (the parts touching
-    it, and theirs), which a figure's silhouette and lines tell far better than a part's own shape
-    does (a torso looks the same upside down; a figure does not)."""
-    union = _Union([p.index for p in parts])
-    for k, part in enumerate(parts):
-        for other in parts[k + 1:]:
-            if _contact(part.mask_a, other.mask_a, reach=2).any():
-                union.join(part.index, other.index)
-    figures: dict[int, list[Part]] = {}
+    """Each part's expected turn: the turn of the whole figure it belongs to (its regions and all
+    the moving regions connected to them in key A), which a figure's silhouette and lines tell far
+    better than a part's own shape does (a torso looks the same upside down; a figure does not)."""
+    figure_of = {i: k for k, regions in enumerate(figures(seg_a, [i for p in parts for i in p.regions_a]))
+                 for i in regions}
+    members_of: dict[int, list[Part]] = {}
     for part in parts:
-        figures.setdefault(union.find(part.index), []).append(part)
+        members_of.setdefault(figure_of[part.regions_a[0]] if part.regions_a else -1 - part.index, []).append(part)
     turns = {}
-    for members in figures.values():
+    for members in members_of.values():
         matched = [p for p in members if p.regions_b]
         turn = 0.0
         if len(matched) > 1:

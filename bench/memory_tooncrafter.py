@@ -11,6 +11,14 @@ compared with the whole-clip decode's, so the table also shows the lean decode i
     .venv/bin/python bench/memory_tooncrafter.py --settings 1 --outputs /tmp/decodes   # then, later:
     flock /tmp/team/bigmem.lock .venv/bin/python bench/memory_tooncrafter.py --settings whole --outputs /tmp/decodes
     python bench/memory_tooncrafter.py --device cuda --dtype fp16   # GPU: peak VRAM (max_memory_allocated)
+    .venv/bin/python bench/memory_tooncrafter.py --pipeline           # whole pass: parity, fast, low-vram
+
+`--pipeline` measures a whole ToonCrafter pass instead of the decode alone: the full-size model with
+random weights (UNet, CLIP towers, VAE: about 10 GB in float32) is built, its resident memory is taken
+as the baseline (the peak is reset there through /proc/self/clear_refs), then one pass runs (CLIP,
+VAE encode, `--steps` DDIM steps with guidance, the dual-reference decode) in the engine's parity,
+fast and low-vram settings, each in its own subprocess with the chunk plan the engine picks itself.
+The frames of each setting are compared with the first setting's.
 
 On CUDA "before" and "peak" are the allocator's bytes (torch.cuda.memory_allocated and
 max_memory_allocated), so "activations" is the peak VRAM the decode adds to its weights and inputs.
@@ -34,6 +42,62 @@ REPO = Path(__file__).resolve().parents[1]
 def _resident_bytes() -> int:
     pages = int(Path("/proc/self/statm").read_text().split()[1])
     return pages * resource.getpagesize()
+
+
+def _reset_peak_resident() -> None:
+    """Linux: make the resident high-water mark (ru_maxrss) restart from the present."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def child_pipeline(args: argparse.Namespace) -> None:
+    import gc
+
+    import numpy as np
+    import torch
+
+    sys.path.insert(0, str(REPO / "bench"))
+    from gpu_tooncrafter import MODES, Bench, build_random_model
+
+    from engine.api import CancelToken, GenerationSettings, InbetweenTask
+    from engine.backends.tooncrafter import ToonCrafterBackend
+    from engine.tooncrafter.networks.config import ToonCrafterConfig, tiny_from_reference
+
+    torch.set_num_threads(args.threads)
+    config = tiny_from_reference(json.loads((args.tiny / "config.json").read_text())) if args.tiny else ToonCrafterConfig()
+    bench = Bench(args.device, config)
+    model = build_random_model(bench)
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    settings = GenerationSettings(
+        backend="tooncrafter",
+        runtime="torch",
+        steps=args.steps,
+        precision=args.dtype,
+        device=args.device,
+        **MODES[args.setting],
+    )
+    backend = ToonCrafterBackend(settings, config=config, model=model)
+    t = config.frames
+    task = InbetweenTask(bench.keyframe(0.27), bench.keyframe(0.73), [k / (t - 1) for k in range(1, t - 1)], settings)
+    gc.collect()
+    _reset_peak_resident()
+    before = _resident_bytes()
+    start = time.perf_counter()
+    frames = backend.interpolate(task, lambda *_: None, CancelToken())
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    if args.save:
+        torch.save(torch.from_numpy(np.stack(frames).astype(np.float32)), args.save)
+    print(
+        json.dumps(
+            {
+                "weights": weights,
+                "before": before,
+                "peak": peak,
+                "seconds": seconds,
+                "chunks": backend.describe().get("chunks"),
+            }
+        )
+    )
 
 
 def child(args: argparse.Namespace) -> None:
@@ -96,13 +160,20 @@ def main() -> None:
         help="keep each setting's frames in this folder (<setting>.pt) and compare with a whole.pt already "
         "there, so the whole-clip decode (which needs the big-memory lock) can run in another invocation",
     )
+    parser.add_argument("--pipeline", action="store_true", help="a whole pass (settings: parity fast low-vram)")
+    parser.add_argument("--steps", type=int, default=1, help="--pipeline: DDIM steps (each runs the UNet twice)")
+    parser.add_argument("--tiny", type=Path, help="--pipeline: a reference folder's tiny config (a dry run of the script)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--save", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         args.setting = args.child
-        child(args)
+        (child_pipeline if args.pipeline else child)(args)
         return
+    if args.pipeline and args.device != "cpu":
+        parser.error("--pipeline measures resident memory on the CPU; bench/gpu_tooncrafter.py measures a pass's VRAM")
+    if args.pipeline and args.settings == parser.get_default("settings"):
+        args.settings = ["parity", "fast", "low-vram"]
 
     import tempfile
 
@@ -110,7 +181,11 @@ def main() -> None:
 
     gib = 1024**3
     print(f"machine: {platform.processor() or platform.machine()}, {args.threads} threads, torch {torch.__version__}")
-    print(f"dual-reference decode, {args.frames} frames at {args.height}x{args.width}, {args.dtype} on {args.device}, random weights")
+    if args.pipeline:
+        size = "the tiny config" if args.tiny else "16 frames at 320x512"
+        print(f"whole ToonCrafter pass ({args.steps} DDIM steps), {size}, {args.dtype} on {args.device}, random weights")
+    else:
+        print(f"dual-reference decode, {args.frames} frames at {args.height}x{args.width}, {args.dtype} on {args.device}, random weights")
     print(f"{'setting':>10} {'weights GiB':>12} {'before GiB':>11} {'peak GiB':>9} {'activations GiB':>16} {'s':>8}")
     outputs = {}
     # Large tensors get their own mappings, so freed activations leave the resident set at once and
@@ -124,6 +199,8 @@ def main() -> None:
             command = [sys.executable, __file__, "--child", setting, "--save", save]
             command += ["--frames", str(args.frames), "--height", str(args.height), "--width", str(args.width)]
             command += ["--threads", str(args.threads), "--device", args.device, "--dtype", args.dtype]
+            command += ["--pipeline", "--steps", str(args.steps)] if args.pipeline else []
+            command += ["--tiny", str(args.tiny)] if args.tiny else []
             done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=env)
             if done.returncode:
                 print(f"{setting:>10} failed: {done.stderr.strip().splitlines()[-1:]}")
@@ -134,15 +211,18 @@ def main() -> None:
                 f"{setting:>10} {r['weights'] / gib:>12.3f} {r['before'] / gib:>11.2f} {r['peak'] / gib:>9.2f} {active:>16.2f} {r['seconds']:>8.1f}",
                 flush=True,
             )
+            if r.get("chunks") is not None:
+                print(f"{'':>10} chunk plan: {r['chunks']}", flush=True)
             outputs[setting] = torch.load(save)
         for kept in sorted(folder.glob("*.pt")):
             if kept.stem not in outputs:
                 outputs[kept.stem] = torch.load(kept)
-    if "whole" in outputs:
+    reference = "parity" if args.pipeline else "whole"
+    if reference in outputs:
         for setting, frames in outputs.items():
-            if setting != "whole":
-                diff = (frames.double() - outputs["whole"].double()).abs().max().item()
-                print(f"max |lean {setting} - whole| = {diff:.2e}")
+            if setting != reference:
+                diff = (frames.double() - outputs[reference].double()).abs().max().item()
+                print(f"max |{setting} - {reference}| = {diff:.2e}")
 
 
 if __name__ == "__main__":

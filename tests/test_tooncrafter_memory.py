@@ -87,9 +87,9 @@ def _keyframes(config: ToonCrafterConfig) -> tuple[torch.Tensor, torch.Tensor]:
     return first, first.flip(-1) * 0.8
 
 
-def _frames(runner: TorchRunner, plan: ChunkPlan, preset: str = "parity") -> torch.Tensor:
+def _frames(runner: TorchRunner, plan: ChunkPlan, preset: str = "parity", low_vram: bool = False) -> torch.Tensor:
     plan.apply(runner.model)
-    settings = GenerationSettings(backend="tooncrafter", device="cpu", steps=2, preset=preset, seed=5)
+    settings = GenerationSettings(backend="tooncrafter", device="cpu", steps=2, preset=preset, seed=5, low_vram=low_vram)
     first, last = _keyframes(runner.config)
     with torch.inference_mode():
         result = interpolate(
@@ -130,7 +130,7 @@ def test_low_memory_mode_takes_the_tightest_chunks_on_the_cpu_too(tiny_reference
 
 
 @pytest.mark.slow
-def test_the_fast_preset_vae_encodes_only_the_two_keyframes(tiny_runner, monkeypatch):
+def test_the_fast_preset_and_low_memory_vae_encode_only_the_two_keyframes(tiny_runner, monkeypatch):
     encoded = []
     real = tiny_runner.net.encode_frames
 
@@ -145,3 +145,7 @@ def test_the_fast_preset_vae_encodes_only_the_two_keyframes(tiny_runner, monkeyp
     fast = _frames(tiny_runner, ChunkPlan(), preset="fast")
     assert encoded == [2]
     assert fast.shape == parity.shape
+    encoded.clear()
+    low_memory = _frames(tiny_runner, ChunkPlan(), preset="parity", low_vram=True)
+    assert encoded == [2]  # the key video's 16 frames are 2 drawings: encoding them alone is exact
+    assert (low_memory - parity).abs().max().item() < 1e-4

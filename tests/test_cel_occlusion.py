@@ -55,3 +55,30 @@ def test_a_figure_walking_behind_a_held_post_stays_behind_it():
         assert np.array_equal(out[inside], key_b[inside])  # the post is drawn over the figure
         limb = art.colour_mask(out, art.LIMB)
         assert limb[:, 100:140].sum() > 0.5 * art.colour_mask(key_a, art.LIMB).sum() * (1 - tau)  # the figure is there
+
+
+def test_scenery_over_the_place_a_figure_should_be_is_found_in_a_key():
+    """A key that shows a held post (and a bit of the figure beside it) where the other keys put the
+    figure: the post is in front; the ground (the backdrop, at the frame edge) and the figure's own
+    visible paint are not."""
+    from engine.cel.occlusion import scenery_over
+    from engine.cel.regions import segment
+    from tests import cel_drawings as art
+
+    plate = art.canvas()
+    ground = np.zeros((160, 240), np.uint8)
+    ground[120:] = 255
+    art.paint(plate, ground, art.GROUND[:3])
+    post = np.zeros((160, 240), np.uint8)
+    post[20:115, 140:160] = 255
+    art.paint(plate, post, art.TORSO)
+    key = plate.copy()
+    sliver = np.zeros((160, 240), np.uint8)
+    sliver[50:110, 160:168] = 255
+    art.paint(key, sliver, art.LIMB)
+    figure = np.zeros((160, 240), bool)
+    figure[40:130, 130:168] = True  # where the keys around this one put the figure
+    front = scenery_over(figure, key, segment(key), plate)
+    assert front[25:110, 145:155].all()  # the post
+    assert not front[125:].any()  # the ground
+    assert not front[art.colour_mask(key, art.LIMB)].any()  # the figure's own paint

@@ -1,10 +1,10 @@
 """The cel backend: in-betweens that take flat cel art apart and move its parts along arcs.
 
 No weights, no GPU: held backgrounds stay exactly in place, limbs swing about their joints, a
-figure that leaps is carried, not faded, on one arc through all the keys of a multi-key shot, and
-sketches pose the parts (docs/cel.md). Art that is not
-flat cel, or a segment whose parts cannot be matched with confidence, goes to the RIFE backend,
-and the result's warnings and provenance say so.
+figure that leaps is carried, not faded, on one arc through all the keys of a multi-key shot, a
+key that hides the figure behind scenery is drawn across from the keys around it, and sketches
+pose the parts (docs/cel.md). Art that is not flat cel, or a segment whose parts cannot be matched
+with confidence, goes to the RIFE backend, and the result's warnings and provenance say so.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from collections import OrderedDict
 import numpy as np
 
 from ..api import Backend, CancelToken, EngineError, GenerationSettings, InbetweenTask, ProgressFn
-from ..cel.interpolator import CelConfig, CelInterpolator, CelSegment, NotCelArt, check_keys
+from ..cel.hidden_keys import BridgedSegment, bridge, hidden_key
+from ..cel.interpolator import CelConfig, CelInterpolator, CelSegment, NotCelArt, PartsUnmatched, check_keys
 
 #: How many analysed key pairs the backend keeps (a segment, the one before and the one after).
 PREPARED_PAIRS = 4
@@ -68,6 +69,25 @@ class CelBackend(Backend):
         found = self._take_apart(key_a, key_b, cancel)
         return None if isinstance(found, NotCelArt) else found
 
+    def _across_hidden_key(self, task: InbetweenTask, sides: str, cancel: CancelToken) -> BridgedSegment | None:
+        """The segment drawn from the pair across whichever of its keys (`sides`: "a", "b", both)
+        hides the figure, when the shot has a key beyond it (hidden_keys.py); else None."""
+        for side in sides:
+            if side == "b" and task.key_after is not None and task.tau_after:
+                across = self._neighbour(task.key_start, task.key_after, cancel)
+                key_tau, start, end, key = 1.0 / task.tau_after, 0.0, 1.0 / task.tau_after, task.key_end
+            elif side == "a" and task.key_before is not None and task.tau_before is not None:
+                across = self._neighbour(task.key_before, task.key_end, cancel)
+                key_tau = -task.tau_before / (1.0 - task.tau_before)
+                start, end, key = key_tau, 1.0, task.key_start
+            else:
+                continue
+            if across is not None and hidden_key(across) is None:
+                found = bridge(across, key_tau, key, start, end)
+                if found is not None:
+                    return found
+        return None
+
     def _fallback(self):
         """The RIFE backend, built on first need (its network loads once)."""
         if self._rife is None:
@@ -95,11 +115,18 @@ class CelBackend(Backend):
                 segment = self._take_apart(task.key_start, task.key_end, cancel)
                 if isinstance(segment, NotCelArt):
                     raise segment
+        except PartsUnmatched as exc:  # perhaps one key hides the figure: try across either key
+            segment = None if task.sketches else self._across_hidden_key(task, "ba", cancel)
+            if segment is None:
+                return self._by_flow(task, progress, cancel, str(exc))
         except NotCelArt as exc:
             return self._by_flow(task, progress, cancel, str(exc))
-        before = self._neighbour(task.key_before, task.key_start, cancel)
-        after = self._neighbour(task.key_end, task.key_after, cancel)
-        segment.follow_keys(before, task.tau_before, after, task.tau_after)
+        hidden = hidden_key(segment) if isinstance(segment, CelSegment) and not task.sketches else None
+        segment = (self._across_hidden_key(task, hidden, cancel) if hidden else None) or segment
+        if isinstance(segment, CelSegment):
+            before = self._neighbour(task.key_before, task.key_start, cancel)
+            after = self._neighbour(task.key_end, task.key_after, cancel)
+            segment.follow_keys(before, task.tau_before, after, task.tau_after)
         self.last_method = "cel"
         self.last_report = segment.report
         images = []

@@ -43,6 +43,11 @@ class NotCelArt(Exception):
     """The keys are not flat cel art this method can take apart; the message says why."""
 
 
+class PartsUnmatched(NotCelArt):
+    """Flat cel art whose moving parts could not be paired between the keys with confidence (one
+    key hides the figure, or it changed too much)."""
+
+
 @dataclass(frozen=True)
 class CelConfig:
     min_flat_fraction: float = 0.7  # share of pixels in flat colour regions
@@ -100,6 +105,11 @@ class CelSegment:
         """The drawing at tau in (0, 1): straight-alpha RGBA uint8 at the keys' size."""
         if not 0.0 < tau < 1.0:
             raise EngineError(f"tau must be strictly between 0 and 1 (the keys themselves), got {tau}")
+        return self.draw(tau)[0]
+
+    def draw(self, tau: float) -> tuple[np.ndarray, np.ndarray]:
+        """The drawing at any tau (also at or beyond the keys) and where the parts were painted
+        before the held scenery in front covered them."""
         poses = self.poses(tau)
         canvas = self.plate_premult.copy()
         touched = np.zeros((self.height, self.width), bool)
@@ -109,10 +119,15 @@ class CelSegment:
             cut_a, cut_b = self.cuts[k]
             pose_b = poses[k] @ np.linalg.inv(part.motion.pose)
             paint_part(canvas, touched, cut_a, poses[k], cut_b, pose_b, beta, tau, part.motion.pose, self.residuals[k])
-        touched &= ~self.front
+        painted = touched & ~self.front
         out = self.plate.copy()
-        out[touched] = straight(canvas[touched][None])[0]
-        return out
+        out[painted] = straight(canvas[painted][None])[0]
+        return out, touched
+
+    def shown_figure(self) -> tuple[int, int]:
+        """Pixels of the moving figures each key shows."""
+        return (int(sum(p.mask_a.sum() for p in self.parts)),
+                int(sum(p.mask_b.sum() for p in self.parts if p.regions_b)))
 
 
 def _with_fringe(mask: np.ndarray, changed: np.ndarray) -> np.ndarray:
@@ -239,9 +254,9 @@ class CelInterpolator:
             "fit": round(fit, 3),
         }
         if area_a + area_b > 0 and share < self.config.min_matched_share:
-            raise NotCelArt(f"only {share:.0%} of the moving area could be matched between the keys")
+            raise PartsUnmatched(f"only {share:.0%} of the moving area could be matched between the keys")
         if fit < self.config.min_fit:
-            raise NotCelArt(f"the parts' motions fit poorly (mean fit {fit:.2f})")
+            raise PartsUnmatched(f"the parts' motions fit poorly (mean fit {fit:.2f})")
         return report
 
     def _fit_sketches(self, parts, knots, sketches, size, cancel) -> list[float]:

@@ -196,41 +196,61 @@ def _refine(score_fn, params: list[float], steps: list[float], rounds: int = 3) 
     return params, best
 
 
+def _initial_scale(a: Shape, b: Shape) -> float:
+    return float(np.clip(math.sqrt(b.area / max(a.area, 1)), 0.33, 3.0))
+
+
+def _refine_similarity(a: Shape, b: Shape, turn: float, prior_turn: float = 0.0,
+                       prior: float = 0.0) -> tuple[list[float], float]:
+    """Coordinate search of (turn, log scale, x, y) from `turn`, scored by the overlap less `prior`
+    per radian away from `prior_turn`."""
+    def score(p):
+        theta, log_s, tx, ty = p
+        m = _similarity(theta, math.exp(log_s), a.centroid, b.centroid + np.array([tx, ty]))
+        return float(overlap_score(m, a, b)) - prior * abs(_wrap(theta - prior_turn))
+
+    step_px = max(1.0, 0.08 * b.size)
+    start = [turn, math.log(_initial_scale(a, b)), 0.0, 0.0]
+    return _refine(score, start, [math.radians(5), 0.06, step_px, step_px])
+
+
+def _motion(a: Shape, b: Shape, params: list[float]) -> Motion:
+    theta, log_s, tx, ty = params
+    m = _similarity(_wrap(theta), math.exp(log_s), a.centroid, b.centroid + np.array([tx, ty]))
+    return Motion(m, _wrap(theta), float(overlap_score(m, a, b)))
+
+
 def fit_free(a: Shape, b: Shape, prior_turn: float = 0.0) -> Motion:
     """The pose of a part with no joint: any turn, any translation, a uniform scale (or a squash)."""
-    scale0 = float(np.clip(math.sqrt(b.area / max(a.area, 1)), 0.33, 3.0))
+    scale0 = _initial_scale(a, b)
     turns = [math.radians(d) for d in np.arange(-180.0, 180.0, COARSE_STEP)] + _axis_turns(a, b) + [prior_turn]
     turns = [_wrap(t) for t in turns]
     candidates = np.stack([_similarity(t, scale0, a.centroid, b.centroid) for t in turns])
     scores = overlap_score(candidates, a, b) - TURN_PRIOR * np.abs([_wrap(t - prior_turn) for t in turns])
     start = turns[int(np.argmax(scores))]
-
-    def score(p):
-        theta, log_s, tx, ty = p
-        m = _similarity(theta, math.exp(log_s), a.centroid, b.centroid + np.array([tx, ty]))
-        return float(overlap_score(m, a, b)) - TURN_PRIOR * abs(_wrap(theta - prior_turn))
-
-    step_px = max(1.0, 0.08 * b.size)
-    steps = [math.radians(5), 0.06, step_px, step_px]
-    (theta, log_s, tx, ty), best = _refine(score, [start, math.log(scale0), 0.0, 0.0], steps)
+    params, best = _refine_similarity(a, b, start, prior_turn, TURN_PRIOR)
     # a big turn must earn its place: a pose near the expected turn that fits almost as well wins
     # (a body whose outline changes because an arm crosses it has not somersaulted)
-    if abs(_wrap(theta - prior_turn)) > math.radians(45):
-        near, near_best = _refine(score, [prior_turn, math.log(scale0), 0.0, 0.0], steps)
+    if abs(_wrap(params[0] - prior_turn)) > math.radians(45):
+        near, near_best = _refine_similarity(a, b, prior_turn, prior_turn, TURN_PRIOR)
         if near_best >= best - BIG_TURN_MARGIN:
-            (theta, log_s, tx, ty), best = near, near_best
-    theta = _wrap(theta)
-    m = _similarity(theta, math.exp(log_s), a.centroid, b.centroid + np.array([tx, ty]))
-    motion = Motion(m, theta, float(overlap_score(m, a, b)))
+            params, best = near, near_best
+    motion = _motion(a, b, params)
 
     def penalised(found: Motion) -> float:
         return found.score - TURN_PRIOR * abs(_wrap(found.turn - prior_turn))
 
-    for near in (theta, prior_turn):
+    for near in (motion.turn, prior_turn):
         squash = _fit_affine(a, b, near)
         if squash is not None and penalised(squash) > penalised(motion) + AFFINE_GAIN:
             motion = squash
     return motion
+
+
+def fit_near(a: Shape, b: Shape, turn: float) -> Motion:
+    """The best similarity pose found by refining from `turn` alone (how well another reading of the
+    part's turn, such as its flip end for end, can fit)."""
+    return _motion(a, b, _refine_similarity(a, b, turn)[0])
 
 
 def _fit_affine(a: Shape, b: Shape, theta: float) -> Motion | None:

@@ -25,6 +25,8 @@ FRONT_SHARE = 0.6
 #: ... and those points are at least this share of the part's (a stray edge is no evidence). The
 #: backdrop (held regions reaching the frame edge) is never in front.
 FRONT_PART_SHARE = 0.1
+#: A key's pixel shows the held plate when no channel differs from it by more than this.
+HELD_TOLERANCE = 12
 
 
 def _landings(part: Part, key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -102,3 +104,22 @@ def held_in_front(parts: list[Part], seg_a: Segmentation, seg_b: Segmentation, h
         ring = cv2.dilate(front.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
         front |= ring & (seg_a.ink & seg_b.ink)
     return front
+
+
+def scenery_over(figure: np.ndarray, key: np.ndarray, key_seg: Segmentation, plate: np.ndarray) -> np.ndarray:
+    """Held scenery of `key` in front of where the figure should be in it (`figure`: the mask
+    drawn from other keys): a region inside the frame that shows the plate's own paint, not the
+    figure, over a good share of that mask. Returned with its outline, to paint over the parts."""
+    same = np.abs(key.astype(np.int16) - plate.astype(np.int16)).max(axis=2) <= HELD_TOLERANCE
+    front = np.zeros(figure.shape, bool)
+    regions = key_seg.labels[figure]
+    for region in np.unique(regions[regions >= 0]):
+        if key_seg.regions[region].touches_border:
+            continue
+        mask = key_seg.labels == region
+        if (regions == region).sum() >= max(FRONT_VOTES, FRONT_PART_SHARE * figure.sum()) and same[mask].mean() >= FRONT_SHARE:
+            front |= mask
+    if front.any():
+        ring = cv2.dilate(front.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+        front |= ring & key_seg.ink
+    return front & same

@@ -20,7 +20,7 @@ import numpy as np
 
 from . import arcs
 from .matching import figures
-from .motion import Motion, fit_free, fit_jointed, shape_of
+from .motion import BIG_TURN_MARGIN, Motion, fit_free, fit_jointed, fit_near, shape_of
 from .regions import Segmentation, adjacency
 
 #: Two touching regions are one part (a fill and its shadow tone) when at most this share of the
@@ -290,6 +290,11 @@ def _figure_turns(parts: list[Part], seg_a: Segmentation, seg_b: Segmentation) -
     return turns
 
 
+def _apart(turn: float, other: float) -> float:
+    """How far apart two turns are, the short way round (radians, 0 to pi)."""
+    return abs((turn - other + math.pi) % (2 * math.pi) - math.pi)
+
+
 @dataclass
 class _Hinge:
     """A candidate bone: `child` hung from `parent` (None: the held world) at `joint`."""
@@ -324,10 +329,18 @@ def _hinge(part: Part, parent: Part | None, contact: np.ndarray, shapes: dict, f
         return _Hinge(-1.0, int(contact.sum()), None, part.motion)
 
     def believed(motion: Motion) -> float:
-        away = abs((motion.turn - figure_turn + math.pi) % (2 * math.pi) - math.pi)
-        return motion.score - FIGURE_TURN_PRIOR * weight * away
+        return motion.score - FIGURE_TURN_PRIOR * weight * _apart(motion.turn, figure_turn)
 
-    return _Hinge(believed(best[1]) - believed(part.motion), int(contact.sum()), best[0], best[1])
+    quality = believed(best[1]) - believed(part.motion)
+    if _apart(best[1].turn, part.motion.turn) > math.pi / 2:
+        # the hinge turns the part end for end from its free pose: it must beat the free pose by
+        # as much as the free fit preferred its turn to that flip (nothing, for a limb that looks
+        # alike both ways) and, for a body the free fit kept turning with its figure, by the margin
+        # any big turn must earn (hung upside down from its own leg, a torso fits about as well)
+        quality -= max(0.0, part.motion.score - fit_near(a, b, part.motion.turn + math.pi).score)
+        if _apart(part.motion.turn, figure_turn) <= math.pi / 4:
+            quality -= BIG_TURN_MARGIN * weight
+    return _Hinge(quality, int(contact.sum()), best[0], best[1])
 
 
 def _place(part: Part, parent: Part | None, joint: np.ndarray | None, motion: Motion) -> None:

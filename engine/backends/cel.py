@@ -73,7 +73,7 @@ class CelBackend(Backend):
         """The segment drawn from the pair across whichever of its keys (`sides`: "a", "b", both)
         hides the figure, when the shot has a key beyond it (hidden_keys.py); else None."""
         for side in sides:
-            if side == "b" and task.key_after is not None and task.tau_after:
+            if side == "b" and task.key_after is not None and task.tau_after is not None:
                 across = self._neighbour(task.key_start, task.key_after, cancel)
                 key_tau, start, end, key = 1.0 / task.tau_after, 0.0, 1.0 / task.tau_after, task.key_end
             elif side == "a" and task.key_before is not None and task.tau_before is not None:

@@ -112,3 +112,10 @@ def sketch_of_arm(upper_deg: float, height: int = 160, width: int = 240) -> np.n
         cv2.drawContours(rgb, contours, -1, (60, 60, 70), 2, cv2.LINE_AA)
         sketch[..., :3] = rgb
     return sketch
+
+
+def figure_iou(image: np.ndarray, truth) -> float:
+    """Figure IoU of a drawing against a synthetic frame (tools/synthetic_cel.py): the pixels that
+    differ from the truth's plate against the truth's figure mask."""
+    present = np.abs(image[..., :3].astype(int) - truth.plate[..., :3].astype(int)).max(axis=2) > 24
+    return float((present & truth.mask).sum() / (present | truth.mask).sum())

@@ -10,6 +10,7 @@ from engine.api import CancelToken, EngineError, GenerationSettings, InbetweenTa
 from engine.backends import cel
 from engine.cel.hidden_keys import bridge, hidden_key
 from engine.cel.interpolator import CelInterpolator
+from tests import cel_drawings as art
 
 TRUNK = (128, 86, 52)  # the tree trunk's paint in tools/synthetic_cel.py
 
@@ -24,11 +25,6 @@ def walk_behind_tree():
     frames = [synthetic_cel.render(scene, t) for t in synthetic_cel.taus(9)]
     keys = [np.dstack([f.image, np.full(f.image.shape[:2], 255, np.uint8)]) for f in frames]
     return frames, keys
-
-
-def figure_iou(image: np.ndarray, truth) -> float:
-    present = np.abs(image[..., :3].astype(int) - truth.plate[..., :3].astype(int)).max(axis=2) > 24
-    return float((present & truth.mask).sum() / (present | truth.mask).sum())
 
 
 @pytest.mark.slow
@@ -51,7 +47,7 @@ def test_segments_beside_a_hidden_key_are_drawn_across_it(walk_behind_tree, star
     out = backend.interpolate(task, no_progress, CancelToken())[0]
     assert backend.describe()["bridged_hidden_key"] is True
     truth = frames[start + 1]
-    assert figure_iou(out, truth) > 0.8
+    assert art.figure_iou(out, truth) > 0.8
     trunk = np.all(truth.plate == TRUNK, axis=2)
     assert trunk.sum() > 2000 and np.array_equal(out[trunk, :3], truth.image[trunk])  # painted over the figure
 

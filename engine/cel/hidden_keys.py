@@ -14,9 +14,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from . import regions
 from .interpolator import CelSegment
 from .occlusion import scenery_over
-from .regions import segment
 
 #: A key hides the figure when it shows less than this share of what the other key shows of it.
 HIDDEN_SHARE = 0.5
@@ -26,9 +26,9 @@ MAX_MISMATCH = 0.35
 PIXEL_TOLERANCE = 40
 
 
-def hidden_key(segment_: CelSegment) -> str | None:
+def hidden_key(segment: CelSegment) -> str | None:
     """"a" or "b" when that key shows much less of the moving figures than the other, else None."""
-    shown_a, shown_b = segment_.shown_figure()
+    shown_a, shown_b = segment.shown_figure()
     if shown_b < HIDDEN_SHARE * shown_a:
         return "b"
     if shown_a < HIDDEN_SHARE * shown_b:
@@ -54,12 +54,12 @@ def bridge(across: CelSegment, key_tau: float, key: np.ndarray, start: float, en
     """The segment [start, end] of `across` (taus in its own units) with `key`, which lies at
     `key_tau` in them, adding the scenery it paints over the figure; None when the bridge does not
     redraw the key."""
-    _, figure = across.draw(key_tau)
+    drawn, figure = across.draw(key_tau)
     if not figure.any():
         return None
-    front = across.front | scenery_over(figure, key, segment(key), across.plate)
+    front = across.front | scenery_over(figure, key, regions.segment(key), across.plate)
     with_key = replace(across, front=front, report=dict(across.report))
-    drawn, _ = with_key.draw(key_tau)
+    drawn = np.where((figure & front)[..., None], across.plate, drawn)  # the scenery over the figure
     wrong = np.abs(drawn.astype(np.int16) - key.astype(np.int16)).max(axis=2) > PIXEL_TOLERANCE
     mismatch = wrong.sum() / figure.sum()
     if mismatch > MAX_MISMATCH:

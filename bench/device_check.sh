@@ -26,6 +26,6 @@ PYEOF
   # 10 steps per timed pass keep the whole check near 5 minutes on an H100/H200-class GPU;
   # s/step is the median step, so it does not depend on the step count.
   timeout 420 "$PY" bench/gpu_tooncrafter.py --steps 10 --precision fp16 --json "$OUT/device_check.json"
-  # The dual-reference decode alone, whole clip vs the exact lean decode: peak allocated VRAM (#12).
-  timeout 120 "$PY" bench/memory_tooncrafter.py --device cuda --dtype fp16 --settings whole 4 1 || echo "decode memory check failed"
+  # The dual-reference decode alone, whole clip vs the exact lean decode (and in row bands): peak allocated VRAM (#12).
+  timeout 120 "$PY" bench/memory_tooncrafter.py --device cuda --dtype fp16 --settings whole 4 1 1-bands || echo "decode memory check failed"
 } 2>&1 | tee "$OUT/device_check.log"

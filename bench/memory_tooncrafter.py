@@ -6,7 +6,7 @@ resident memory (`ru_maxrss`) and the decode time. "activations" is peak minus t
 before the decode (weights + inputs + the Python/torch baseline). The last setting's frames are
 compared with the whole-clip decode's, so the table also shows the lean decode is exact.
 
-    .venv/bin/python bench/memory_tooncrafter.py                      # 16 x 320x512, whole, 4, 1
+    .venv/bin/python bench/memory_tooncrafter.py                      # 16 x 320x512, whole, 4, 1, 1-bands
     .venv/bin/python bench/memory_tooncrafter.py --frames 4 --height 64 --width 64 --settings whole 1
     .venv/bin/python bench/memory_tooncrafter.py --settings 1 --outputs /tmp/decodes   # then, later:
     flock /tmp/team/bigmem.lock .venv/bin/python bench/memory_tooncrafter.py --settings whole --outputs /tmp/decodes
@@ -133,10 +133,12 @@ def child(args: argparse.Namespace) -> None:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     before = torch.cuda.memory_allocated() if cuda else _resident_bytes()
-    step = None if args.setting == "whole" else int(args.setting)
+    if args.setting != "whole":
+        frames_at_once, _, bands = args.setting.partition("-")
+        decoder.set_frames_at_once(int(frames_at_once), in_row_bands=bands == "bands")
     start = time.perf_counter()
     with torch.no_grad():
-        frames = decoder(z, refs, args.frames, frames_at_once=step)
+        frames = decoder(z, refs, args.frames)
     if cuda:
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
@@ -154,7 +156,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu", help="cpu (peak RSS) or cuda (peak allocated VRAM)")
     parser.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default="fp32")
-    parser.add_argument("--settings", nargs="+", default=["whole", "4", "1"], help="'whole' or frames at once")
+    parser.add_argument(
+        "--settings",
+        nargs="+",
+        default=["whole", "4", "1", "1-bands"],
+        help="'whole', frames at once (N), or N-bands (N frames at once, each in bands of rows)",
+    )
     parser.add_argument(
         "--outputs",
         help="keep each setting's frames in this folder (<setting>.pt) and compare with a whole.pt already "

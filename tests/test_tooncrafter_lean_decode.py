@@ -1,6 +1,7 @@
 """The exact frame-streamed ("lean") dual-reference decode: the same frames as the whole-clip decode
-for every frames-at-once setting (1, sizes that do not divide the clip, the whole clip), on the tiny
-reference model and on a small random decoder, plus the streaming helpers on their own."""
+for every frames-at-once setting (1, sizes that do not divide the clip, the whole clip), with and
+without row bands, on the tiny reference model and on a small random decoder, plus the streaming
+helpers on their own."""
 
 from __future__ import annotations
 
@@ -17,12 +18,14 @@ from engine.tooncrafter.networks.autoencoder import (
     DualRefAutoencoderConfig,
     keyframe_references,
 )
-from engine.tooncrafter.networks.dualref_decoder import VideoResnetBlock
+from engine.tooncrafter.networks.dualref_decoder import ReferenceCombiner, Upsample, VideoResnetBlock
 from engine.tooncrafter.networks.frame_streaming import (
+    conv3x3_rows,
     gather_band,
     group_norm_with_statistics,
     group_statistics,
     map_frames,
+    resnet_block_in_bands,
     row_bands,
     scatter_band,
     temporal_conv,
@@ -74,6 +77,13 @@ def test_streamed_decode_equals_whole_clip_on_a_random_decoder(small_decoder, fr
     for step in sorted({1, 2, 3, frames, frames + 4}):
         streamed = small_decoder(z, refs, frames, frames_at_once=step)
         assert max_diff(streamed, whole) < EXACT, (frames, step)
+    # in row bands (two-row bands on these 12-row frames: the in-place writes trail by one band)
+    for step in sorted({1, 3, frames}):
+        small_decoder.set_frames_at_once(step, in_row_bands=True)
+        try:
+            assert max_diff(small_decoder(z, refs, frames), whole) < EXACT, (frames, step, "bands")
+        finally:
+            small_decoder.set_frames_at_once(None)
 
 
 @torch.no_grad()
@@ -91,6 +101,8 @@ def test_streamed_decode_keeps_videos_apart_and_follows_the_setting(small_decode
     assert max_diff(other, whole) > 1e-2
     with pytest.raises(ValueError, match="frames_at_once"):
         small_decoder.set_frames_at_once(0)
+    with pytest.raises(ValueError, match="row bands"):
+        small_decoder.set_frames_at_once(None, in_row_bands=True)
     with pytest.raises(ValueError, match="decode_frames_at_once"):
         DualRefAutoencoderConfig(decode_frames_at_once=0)
 
@@ -122,15 +134,67 @@ def test_streamed_decode_equals_whole_clip_on_the_tiny_reference_model(tiny_auto
     model, latents, refs, golden = tiny_autoencoder
     frames = latents.shape[2]
     whole = model.decode(latents, refs)
-    for step in sorted({1, 3, frames - 1, frames}):
-        model.decoder.set_frames_at_once(step)
+    for step, bands in [(1, False), (3, False), (frames - 1, False), (frames, False), (1, True), (3, True)]:
+        model.decoder.set_frames_at_once(step, in_row_bands=bands)
         try:
             streamed = model.decode(latents, refs)
             two_pass = model.decode_two_pass(latents, refs)
         finally:
             model.decoder.set_frames_at_once(None)
-        assert max_diff(streamed, whole) < EXACT, step
-        assert max_diff(two_pass.frames, golden) < 1e-4, step
+        assert max_diff(streamed, whole) < EXACT, (step, bands)
+        assert max_diff(two_pass.frames, golden) < 1e-4, (step, bands)
+
+
+@pytest.mark.parametrize("rows", [2, 3, 5, 12, 40])
+@pytest.mark.parametrize("channels", [(32, 32), (32, 64)])
+@pytest.mark.parametrize("upsampled", [False, True])
+@torch.no_grad()
+def test_the_2d_half_in_row_bands_equals_the_whole_frames(rows, channels, upsampled):
+    """Any band height (also ones that do not divide the frame or exceed it), with and without a
+    channel change (nin shortcut) and an upsampling read band by band; in place over the input when
+    the block keeps its channels and nothing is upsampled."""
+    block = randomise(VideoResnetBlock(*channels), seed=11)
+    upsample = randomise(Upsample(channels[0]), seed=12)
+    x = torch.randn(3, channels[0], 6 if upsampled else 12, 9, generator=torch.Generator().manual_seed(13))
+    x = x.contiguous(memory_format=torch.channels_last)
+    inputs = upsample(x) if upsampled else x
+    expected = block.spatial_frames(inputs.clone())
+    source = upsample.rows(x) if upsampled else (lambda top, bottom: x[:, :, top:bottom])
+    in_place = not upsampled and channels[0] == channels[1]
+    out = x if in_place else torch.full((3, channels[1], 12, 18 if upsampled else 9), float("nan"))
+    result = resnet_block_in_bands(block, source, 12, rows, out)
+    assert result is out
+    assert max_diff(result, expected) < EXACT
+    with pytest.raises(ValueError, match="two rows"):
+        resnet_block_in_bands(block, source, 12, 1, out)
+
+
+@pytest.mark.parametrize("top,bottom", [(0, 1), (0, 5), (3, 7), (6, 12), (0, 12)])
+@torch.no_grad()
+def test_conv_rows_and_upsampled_rows_are_slices_of_the_whole_frame(top, bottom):
+    generator = torch.Generator().manual_seed(top * 13 + bottom)
+    upsample = randomise(Upsample(8), seed=top + bottom)
+    x = torch.randn(2, 8, 6, 5, generator=generator)
+    whole = upsample(x)
+    assert max_diff(upsample.rows(x)(top, bottom), whole[:, :, top:bottom]) < EXACT
+    frame = torch.randn(2, 8, 12, 5, generator=generator)
+    conv = upsample.conv
+    assert max_diff(conv3x3_rows(conv, lambda lo, hi: frame[:, :, lo:hi], top, bottom, 12), conv(frame)[:, :, top:bottom]) < EXACT
+
+
+@torch.no_grad()
+def test_reference_combiner_adds_the_same_in_row_bands():
+    combiner = randomise(ReferenceCombiner(16), seed=21)
+    generator = torch.Generator().manual_seed(22)
+    x, reference = torch.randn(5, 16, 7, 6, generator=generator), torch.randn(1, 16, 2, 7, 6, generator=generator)
+    expected = combiner(x, reference)
+    for step, rows in [(1, 2), (2, 3), (5, None), (3, 7)]:
+        frames = list(x.clone().split(1))
+        map_frames(frames, [combiner.frame_map(reference, 5, x.dtype, rows)], step)
+        assert max_diff(torch.cat(frames), expected) < EXACT, (step, rows)
+    # a clip of one frame gets both keyframes' maps
+    single = x[:1].clone()
+    assert max_diff(combiner.frame_map(reference, 1, x.dtype, 2)(single, 0), combiner(x[:1], reference)) < EXACT
 
 
 def test_group_statistics_match_group_norm_over_the_clip():
@@ -146,6 +210,18 @@ def test_group_statistics_match_group_norm_over_the_clip():
     assert max_diff(group_norm_with_statistics(clip, norm, stats), expected) < EXACT
     # per-frame application with whole-clip statistics is the same numbers frame by frame
     assert max_diff(group_norm_with_statistics(frames[2], norm, stats), expected[:, :, 2]) < EXACT
+
+
+def test_per_frame_group_statistics_over_bands_match_group_norm_of_each_frame():
+    generator = torch.Generator().manual_seed(4)
+    frames = torch.randn(3, 64, 7, 5, generator=generator) * torch.tensor([1.0, 4.0, 0.5])[:, None, None, None]
+    norm = Float32GroupNorm(32, 64, eps=1e-6)
+    pieces = [frames[:, :, top:bottom] for top, bottom in row_bands(7, 3)]
+    stats = group_statistics(pieces, 32, per_frame=True)
+    assert stats[0].shape == (3, 32)
+    assert max_diff(group_norm_with_statistics(frames, norm, stats), norm(frames)) < EXACT
+    # one band of rows normalised with its frames' statistics is that band of the whole result
+    assert max_diff(group_norm_with_statistics(pieces[1], norm, stats), norm(frames)[:, :, 3:6]) < EXACT
 
 
 def test_group_statistics_weight_pieces_of_different_sizes():

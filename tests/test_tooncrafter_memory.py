@@ -11,6 +11,7 @@ from engine.api import GenerationSettings
 from engine.tooncrafter.interpolation import InterpolationNoise, interpolate
 from engine.tooncrafter.networks.attention import Attention
 from engine.tooncrafter.networks.config import ToonCrafterConfig
+from engine.tooncrafter.networks.key_maps import RecomputedKeyMap
 from engine.tooncrafter.runtimes.memory_plan import (
     TIGHTEST_ATTENTION_BYTES,
     ChunkPlan,
@@ -104,13 +105,14 @@ def test_the_tightest_settings_draw_the_default_frames(tiny_runner):
     tightest = plan_chunks(tiny_runner.config, 4, None, tightest=True)
     # everything split as far as it goes: one frame decoded at once, one sequence and three query
     # tokens per attention call
-    smallest = ChunkPlan(decode_frames_at_once=1, attention_sequences=1, attention_queries=3)
+    smallest = ChunkPlan(decode_frames_at_once=1, attention_sequences=1, attention_queries=3, decode_in_row_bands=True)
     try:
         for plan in (tightest, smallest):
             frames = _frames(tiny_runner, plan)
             decoder = tiny_runner.model.first_stage_model.decoder
             attention = next(m for m in tiny_runner.model.unet.modules() if isinstance(m, Attention))
-            assert decoder.frames_at_once == 1 and attention.chunk_size == plan.attention_sequences
+            assert decoder.frames_at_once == 1 and decoder.in_row_bands
+            assert attention.chunk_size == plan.attention_sequences
             assert attention.query_chunk_size == plan.attention_queries
             assert (frames - default).abs().max().item() < 1e-4, plan
     finally:
@@ -125,7 +127,13 @@ def test_low_memory_mode_takes_the_tightest_chunks_on_the_cpu_too(tiny_reference
     runner = TorchRunner(settings, WeightFiles(tiny_reference["weights"], None, None), tiny_reference["config"])
     assert runner.chunks == plan_chunks(runner.config, 4, None, tightest=True)
     assert runner.model.first_stage_model.decoder.frames_at_once == 1
+    assert runner.model.first_stage_model.decoder.in_row_bands
     assert runner.describe()["chunks"]["decode_frames_at_once"] == 1
+    assert runner.describe()["chunks"]["decode_in_row_bands"] is True
+    # the two full-resolution keyframe maps are recomputed when the decode reads them, not held
+    _, hidden = runner.net.encode_frames(torch.zeros(2, 3, runner.config.height, runner.config.width))
+    recomputed = [isinstance(h, RecomputedKeyMap) for h in hidden]
+    assert recomputed[0] and recomputed[-1] and not any(recomputed[1:-1])
     assert not runner.low_vram  # no GPU: nothing to move between devices
 
 

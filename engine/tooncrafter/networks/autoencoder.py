@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from engine.tooncrafter.networks.dualref_decoder import DualRefDecoder
+from engine.tooncrafter.networks.key_maps import as_tensor, pair_maps
 from engine.tooncrafter.networks.vae_encoder import VAEEncoder
 
 #: Prefix of the first stage's keys in the official checkpoint.
@@ -163,7 +164,7 @@ def keyframe_references(first: Sequence[torch.Tensor], last: Sequence[torch.Tens
     decoder's reference maps (B, C, 2, h, w), slot 0 = first keyframe, slot 1 = last."""
     if len(first) != len(last):
         raise ValueError(f"{len(first)} feature maps for the first keyframe but {len(last)} for the last")
-    return [torch.stack([a, b], dim=2) for a, b in zip(first, last, strict=True)]
+    return [pair_maps(a, b) for a, b in zip(first, last, strict=True)]
 
 
 def video_references(hidden_states: Sequence[torch.Tensor], num_frames: int) -> list[torch.Tensor]:
@@ -171,7 +172,7 @@ def video_references(hidden_states: Sequence[torch.Tensor], num_frames: int) -> 
     and frame T-1 of every video, as the official interpolation path picks them."""
     refs = []
     for hidden in hidden_states:
-        video = hidden.reshape(-1, num_frames, *hidden.shape[1:])
+        video = as_tensor(hidden).reshape(-1, num_frames, *hidden.shape[1:])
         refs.append(torch.stack([video[:, 0], video[:, -1]], dim=2))
     return refs
 

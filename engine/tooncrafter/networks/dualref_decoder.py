@@ -16,6 +16,9 @@ Reference maps are (B, C, 2, h, w): slot 0 is the first keyframe, slot 1 the las
 `frames_at_once` (None: the whole clip together, fastest) switches to the exact frame-streamed
 decode of `frame_streaming`: only that many frames' activations (plus the temporal halo) are
 computed at once and one full-resolution activation of the clip is held, whatever the frame count.
+`in_row_bands` (the tightest setting) also splits each frame's 2-D work into bands of rows, so that
+clip-sized activation is nearly all the decode holds, and reads the keys' full-resolution maps
+only when their frames are finished (they may be `key_maps.RecomputedKeyMap`s, computed then).
 Parameter names follow the checkpoint (`decoder.up.<level>.block.<i>.time_stack...`).
 """
 
@@ -28,17 +31,26 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.tooncrafter.networks.frame_streaming import (
+    ROW_BANDS_PER_FRAME,
     FrameMap,
+    RowSource,
+    band_rows,
+    conv3x3_rows,
     gather_band,
     group_norm_with_statistics,
     group_statistics,
     map_frames,
+    resnet_block_in_bands,
     row_bands,
     scatter_band,
     temporal_conv,
 )
+from engine.tooncrafter.networks.key_maps import RecomputedKeyMap, as_tensor, slot_map
 from engine.tooncrafter.networks.normalization import Float32GroupNorm
 from engine.tooncrafter.networks.vae_encoder import MidBlock, ResnetBlock, SpatialSelfAttention, vae_group_norm
+
+#: A reference map (B, C, 2, h, w): a tensor, or a full-resolution map recomputed when read.
+ReferenceMap = torch.Tensor | RecomputedKeyMap
 
 
 def _frames_to_video(x: torch.Tensor, num_frames: int) -> torch.Tensor:
@@ -153,6 +165,18 @@ class Upsample(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
+    def rows(self, x: torch.Tensor) -> RowSource:
+        """Rows of this layer's output for frames x (N, C, h, w), each band computed from the
+        rows of x it needs, so the upsampled frame is never held whole."""
+        height = 2 * x.shape[2]
+
+        def nearest(top: int, bottom: int) -> torch.Tensor:
+            first = top // 2
+            doubled = F.interpolate(x[:, :, first : (bottom + 1) // 2], scale_factor=2.0, mode="nearest")
+            return doubled[:, :, top - 2 * first : bottom - 2 * first]
+
+        return lambda top, bottom: conv3x3_rows(self.conv, nearest, top, bottom, height)
+
 
 class ReferenceCombiner(nn.Module):
     """Adds a 1x1 conv of the keyframes' feature map to the first and the last frame of each video."""
@@ -167,27 +191,42 @@ class ReferenceCombiner(nn.Module):
         ref = self.conv(reference.to(dtype).transpose(1, 2).reshape(b * slots, c, h, w))
         return ref.reshape(b, slots, c, h, w)
 
-    def frame_map(self, reference: torch.Tensor, num_frames: int, dtype: torch.dtype) -> FrameMap:
-        """This layer for runs of frames of one clip of `num_frames` (reference maps of that clip).
-        Each keyframe's map is projected only when the run holding its frame comes, so no projected
+    @staticmethod
+    def key_maps(reference: ReferenceMap, start: int, count: int, num_frames: int) -> list[tuple[int, torch.Tensor]]:
+        """(index in the run, that key's map (1, C, h, w)) for each of the `count` frames of a run
+        starting at clip frame `start` that is the first or the last frame of its clip."""
+        maps = []
+        if start == 0:
+            maps.append((0, slot_map(reference, 0)))
+        if start + count == num_frames:
+            maps.append((count - 1, slot_map(reference, 1)))
+        return maps
+
+    def add_rows(self, x: torch.Tensor, maps: list[tuple[int, torch.Tensor]], top: int = 0) -> torch.Tensor:
+        """Add the projected key maps (`key_maps`), in place, to rows [top, top + rows) of a run's
+        frames x (N, C, rows, w)."""
+        rows = slice(top, top + x.shape[2])
+        for index, key_map in maps:
+            ref = key_map[:, :, rows].to(x.dtype).contiguous(memory_format=torch.channels_last)
+            x[index : index + 1].add_(self.conv(ref))
+        return x
+
+    def frame_map(self, reference: ReferenceMap, num_frames: int, dtype: torch.dtype, rows: int | None = None) -> FrameMap:
+        """This layer for runs of frames of one clip of `num_frames` (reference maps of that clip),
+        adding in place, `rows` image rows at a time (None: whole frames). Each keyframe's map is
+        read (or recomputed) only when the run holding its frame comes, so no projected
         full-resolution map waits through the whole pass."""
 
-        def ref(slot: int) -> torch.Tensor:
-            return self.conv(reference[:, :, slot].to(dtype).contiguous(memory_format=torch.channels_last))
-
         def add(x: torch.Tensor, start: int) -> torch.Tensor:
-            if num_frames == 1:
-                return x + ref(0) + ref(1)
-            if start == 0:
-                x = torch.cat([x[:1] + ref(0), x[1:]])
-            if start + x.shape[0] == num_frames:
-                x = torch.cat([x[:-1], x[-1:] + ref(1)])
+            maps = self.key_maps(reference, start, x.shape[0], num_frames)
+            for top, bottom in row_bands(x.shape[2], rows or x.shape[2]):
+                self.add_rows(x[:, :, top:bottom], maps, top)
             return x
 
         return add
 
-    def forward(self, x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-        ref = self.project(reference, x.dtype)
+    def forward(self, x: torch.Tensor, reference: ReferenceMap) -> torch.Tensor:
+        ref = self.project(as_tensor(reference), x.dtype)
         b = ref.shape[0]
         frames = x.shape[0] // b
         video = x.reshape(b, frames, *x.shape[1:])
@@ -229,13 +268,14 @@ class ReferenceFusionAttention(nn.Module):
         context = reference.to(dtype).flatten(2).transpose(1, 2)
         return self._split_heads(self.to_k(context)), self._split_heads(self.to_v(context))
 
-    def frame_map(self, reference: torch.Tensor, num_frames: int, dtype: torch.dtype) -> FrameMap:
-        """This layer for runs of frames of one clip (keys/values projected once)."""
-        k, v = self.project(reference, dtype)
+    def frame_map(self, reference: ReferenceMap, num_frames: int, dtype: torch.dtype, rows: int | None = None) -> FrameMap:
+        """This layer for runs of frames of one clip (keys/values projected once). Attention needs
+        whole frames, so `rows` is not used."""
+        k, v = self.project(as_tensor(reference), dtype)
         return lambda x, start: self.attend(x, k, v)
 
-    def forward(self, x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-        return self.attend(x, *self.project(reference, x.dtype))
+    def forward(self, x: torch.Tensor, reference: ReferenceMap) -> torch.Tensor:
+        return self.attend(x, *self.project(as_tensor(reference), x.dtype))
 
     def attend(self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """x (B*T, C, h, w) frames of the B clips whose keyframe keys/values are k, v."""
@@ -308,12 +348,18 @@ class DualRefDecoder(nn.Module):
         self.conv_out = TimeMixConv2d(block_in, out_channels, kernel_t)
         #: Frames computed at once by the streamed decode; None: the whole clip (see module doc).
         self.frames_at_once: int | None = None
+        #: The streamed decode also splits each frame's 2-D work into bands of rows (the tightest).
+        self.in_row_bands = False
 
-    def set_frames_at_once(self, frames: int | None) -> None:
-        """Choose the exact frame-streamed decode with `frames` frames at once (None: whole clip)."""
+    def set_frames_at_once(self, frames: int | None, in_row_bands: bool = False) -> None:
+        """Choose the exact frame-streamed decode with `frames` frames at once (None: whole clip),
+        and whether it works on bands of rows within those frames (`in_row_bands`)."""
         if frames is not None and frames < 1:
             raise ValueError(f"frames_at_once must be at least one frame, got {frames}")
+        if in_row_bands and frames is None:
+            raise ValueError("row bands are a setting of the streamed decode: give frames_at_once too")
         self.frames_at_once = frames
+        self.in_row_bands = in_row_bands
 
     def set_attention_chunk(self, frames: int | None) -> None:
         """Bound how many frames go into one attention call (mid and fusion attention); None: all."""
@@ -368,18 +414,28 @@ class DualRefDecoder(nn.Module):
 
         Frame-independent layers are queued and run together just before the next temporal block,
         so e.g. an upsampling and the next level's first 2-D block never hold the whole clip at the
-        larger intermediate size."""
+        larger intermediate size. With `in_row_bands`, the queued 2-D layers also work on bands of
+        rows (an upsampling is computed band by band inside the next block), and the temporal
+        blocks take thinner bands, so the clip's activation is nearly all that is held."""
         total = z.shape[0]
         frames = list(z.split(1))
+        bands = self.in_row_bands
         # Channels-last frames: the CPU convolutions then work in place of their input layout
         # instead of reordering a copy of every input (measured: ~0.1 GiB less per full-size frame).
         pending: list[FrameMap] = [lambda x, start: self.conv_in(x.contiguous(memory_format=torch.channels_last))]
+        incoming: list[Upsample] = []  # in bands: the upsampling the next 2-D block reads through
 
         def video_block(block: VideoResnetBlock) -> None:
-            pending.append(block.spatial_frames)
+            if bands:
+                upsample = incoming.pop() if incoming else None
+                pending.append(lambda x, start: _spatial_in_bands(block, x, upsample))
+            else:
+                pending.append(block.spatial_frames)
             map_frames(frames, pending, step)
             pending.clear()
-            block.mix_in_bands(frames, max(1, frames[0].shape[2] * step // total))
+            height = frames[0].shape[2]
+            share = ROW_BANDS_PER_FRAME if bands else 1
+            block.mix_in_bands(frames, max(1, height * step // (total * share)))
 
         video_block(self.mid.block_1)
         pending.append(lambda x, start: self.mid.attn_1(x))
@@ -387,12 +443,49 @@ class DualRefDecoder(nn.Module):
         for level in reversed(range(self.num_levels)):
             for block in self.up[level].block:
                 video_block(block)
-            pending.append(self.attn_refinement[level].frame_map(references[level], total, z.dtype))
+            rows = band_rows(frames[0].shape[2]) if bands else None
+            pending.append(self.attn_refinement[level].frame_map(references[level], total, z.dtype, rows))
             if level != 0:
                 upsample = self.up[level].upsample
-                pending.append(lambda x, start, upsample=upsample: upsample(x))
-        pending.append(lambda x, start: F.silu(self.norm_out(x), inplace=True))
-        pending.append(self.attn_refinement[-1].frame_map(references[-1], total, z.dtype))
-        pending.append(lambda x, start: nn.Conv2d.forward(self.conv_out, x))
+                if bands:
+                    incoming.append(upsample)
+                else:
+                    pending.append(lambda x, start, upsample=upsample: upsample(x))
+        if bands:
+            pending.append(lambda x, start: self._finish_in_bands(x, start, total, references[-1]))
+        else:
+            pending.append(lambda x, start: F.silu(self.norm_out(x), inplace=True))
+            pending.append(self.attn_refinement[-1].frame_map(references[-1], total, z.dtype))
+            pending.append(lambda x, start: nn.Conv2d.forward(self.conv_out, x))
         map_frames(frames, pending, step)
         return _video_to_frames(self.conv_out.time_mix_conv(torch.stack(frames, dim=2))).contiguous()
+
+    def _finish_in_bands(self, x: torch.Tensor, start: int, total: int, reference: ReferenceMap) -> torch.Tensor:
+        """norm_out, swish, the last reference combiner and conv_out's 2-D conv on a run of frames
+        (N, C, H, W) of a clip of `total`, in bands of rows -> (N, out_channels, H, W)."""
+        height = x.shape[2]
+        bands = row_bands(height, band_rows(height))
+        stats = group_statistics((x[:, :, top:bottom] for top, bottom in bands), self.norm_out.num_groups, True)
+        combiner = self.attn_refinement[-1]
+        maps = combiner.key_maps(reference, start, x.shape[0], total)
+
+        def activated(top: int, bottom: int) -> torch.Tensor:
+            y = F.silu(group_norm_with_statistics(x[:, :, top:bottom], self.norm_out, stats), inplace=True)
+            return combiner.add_rows(y, maps, top)
+
+        return torch.cat([conv3x3_rows(self.conv_out, activated, top, bottom, height) for top, bottom in bands], dim=2)
+
+
+def _spatial_in_bands(block: VideoResnetBlock, x: torch.Tensor, upsample: Upsample | None) -> torch.Tensor:
+    """The 2-D half of `block` on a run of frames x in row bands, reading x through `upsample` if
+    given; in place over x when the block keeps the channel count and nothing is upsampled."""
+    n, _, height, width = x.shape
+    if upsample is not None:
+        source, height, width = upsample.rows(x), 2 * height, 2 * width
+    else:
+        source = lambda top, bottom: x[:, :, top:bottom]  # noqa: E731
+    if upsample is None and block.in_channels == block.out_channels:
+        out = x
+    else:
+        out = x.new_empty((n, block.out_channels, height, width)).contiguous(memory_format=torch.channels_last)
+    return resnet_block_in_bands(block, source, height, band_rows(height), out)

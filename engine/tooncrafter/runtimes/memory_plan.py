@@ -5,7 +5,8 @@ question is speed against memory. The plan estimates the activation memory of th
 dominate a pass and picks, from the memory the device has free once the weights are placed:
 
 - the dual-reference decode: the whole clip at once if it fits, else the exact lean decode
-  (`DualRefDecoder.set_frames_at_once`) with as many frames at once as fit;
+  (`DualRefDecoder.set_frames_at_once`) with as many frames at once as fit (the tightest setting:
+  one frame at a time, in bands of rows);
 - the UNet's attention: one kernel call for all sequences and query tokens if the largest attention
   matrix (spatial attention over a whole frame, every frame of both guidance branches) fits in a
   quarter of that memory, else query chunks that bound it (`set_attention_chunk`). Fused kernels
@@ -56,11 +57,13 @@ class ChunkPlan:
     attention_sequences: int | None = None
     #: Query tokens per UNet attention call (None: all).
     attention_queries: int | None = None
+    #: The streamed decode also splits each frame into bands of rows (the tightest setting).
+    decode_in_row_bands: bool = False
 
     def apply(self, model: ToonCrafterModel) -> None:
         model.unet.set_attention_chunk(self.attention_sequences, self.attention_queries)
         decoder = model.first_stage_model.decoder
-        decoder.set_frames_at_once(self.decode_frames_at_once)
+        decoder.set_frames_at_once(self.decode_frames_at_once, self.decode_in_row_bands)
         decoder.set_attention_chunk(self.decode_frames_at_once)
 
     def describe(self) -> dict:
@@ -113,7 +116,7 @@ def plan_chunks(config: ToonCrafterConfig, itemsize: int, free_bytes: int | None
     for whole-at-once), or the tightest ones."""
     if tightest:
         sequences, queries = _attention_chunks(config, itemsize, TIGHTEST_ATTENTION_BYTES)
-        return ChunkPlan(1, sequences or ATTENTION_SEQUENCES, queries)
+        return ChunkPlan(1, sequences or ATTENTION_SEQUENCES, queries, decode_in_row_bands=True)
     if free_bytes is None:
         return ChunkPlan()
     usable = int(free_bytes * USABLE_SHARE)

@@ -21,6 +21,7 @@ from ...api import EngineError, GenerationSettings
 from ..model import ToonCrafterModel
 from ..networks.autoencoder import LatentPosterior
 from ..networks.config import ToonCrafterConfig
+from ..networks.key_maps import RecomputedKeyMap
 from ..networks.sketch_encoder import SketchEncoder
 from .memory_plan import ChunkPlan, free_memory_bytes, plan_chunks
 from .runner import ModelRunner
@@ -73,8 +74,18 @@ class TorchNetworks:
     def encode_frames(self, frames: torch.Tensor) -> tuple[LatentPosterior, list[torch.Tensor]]:
         vae = self.model.first_stage_model
         device, dtype = _home(vae)
-        encoding = vae.encode(frames.to(device, dtype))
-        return encoding.posterior, encoding.hidden_states
+        frames = frames.to(device, dtype)
+        encoding = vae.encode(frames)
+        hidden = encoding.hidden_states
+        if vae.decoder.in_row_bands:
+            # The tightest decode recomputes the two full-resolution maps from the keys when it
+            # reads them (networks/key_maps.py) instead of holding them through the pass.
+            hidden = [
+                RecomputedKeyMap.of_frames(vae.encoder, frames, 0),
+                *hidden[1:-1],
+                RecomputedKeyMap.of_frames(vae.encoder, frames, None),
+            ]
+        return encoding.posterior, hidden
 
     def decode_frames(self, z: torch.Tensor, references: Sequence[torch.Tensor], num_frames: int) -> torch.Tensor:
         vae = self.model.first_stage_model

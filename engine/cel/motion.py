@@ -177,23 +177,28 @@ def _wrap(theta: float) -> float:
     return (theta + math.pi) % (2 * math.pi) - math.pi
 
 
-def _refine(score_fn, params: list[float], steps: list[float], rounds: int = 3) -> tuple[list[float], float]:
-    """Coordinate search: try +-step on each parameter, keep improvements, halve the steps."""
-    best = score_fn(params)
-    steps = list(steps)
+def _refine(score_many, params: list[float], steps: list[float], rounds: int = 3) -> tuple[list[float], float]:
+    """Pattern search: score every +-step move of every parameter in one batch (`score_many` maps
+    (K, P) trial parameters to K scores), take the best move while it improves, then halve the
+    steps. One batched overlap call per move instead of one per trial."""
+    params = np.asarray(params, float)
+    steps = np.asarray(steps, float)
+    best = float(score_many(params[None])[0])
+    moves = np.concatenate([np.eye(len(params)), -np.eye(len(params))])
     for _ in range(rounds):
-        improved = True
-        while improved:
-            improved = False
-            for k in range(len(params)):
-                for sign in (1, -1):
-                    trial = list(params)
-                    trial[k] += sign * steps[k]
-                    s = score_fn(trial)
-                    if s > best + 1e-6:
-                        params, best, improved = trial, s, True
-        steps = [s / 2 for s in steps]
-    return params, best
+        while True:
+            trials = params + moves * steps
+            scores = score_many(trials)
+            k = int(np.argmax(scores))
+            if scores[k] <= best + 1e-6:
+                break
+            params, best = trials[k], float(scores[k])
+        steps = steps / 2
+    return [float(v) for v in params], best
+
+
+def _turn_penalty(turns: np.ndarray, prior_turn: float, weight: float) -> np.ndarray:
+    return weight * np.abs([_wrap(t - prior_turn) for t in turns])
 
 
 def _initial_scale(a: Shape, b: Shape) -> float:
@@ -204,10 +209,9 @@ def _refine_similarity(a: Shape, b: Shape, turn: float, prior_turn: float = 0.0,
                        prior: float = 0.0) -> tuple[list[float], float]:
     """Coordinate search of (turn, log scale, x, y) from `turn`, scored by the overlap less `prior`
     per radian away from `prior_turn`."""
-    def score(p):
-        theta, log_s, tx, ty = p
-        m = _similarity(theta, math.exp(log_s), a.centroid, b.centroid + np.array([tx, ty]))
-        return float(overlap_score(m, a, b)) - prior * abs(_wrap(theta - prior_turn))
+    def score(trials: np.ndarray) -> np.ndarray:
+        poses = np.stack([_similarity(t, math.exp(ls), a.centroid, b.centroid + np.array([tx, ty])) for t, ls, tx, ty in trials])
+        return overlap_score(poses, a, b) - _turn_penalty(trials[:, 0], prior_turn, prior)
 
     step_px = max(1.0, 0.08 * b.size)
     start = [turn, math.log(_initial_scale(a, b)), 0.0, 0.0]
@@ -226,7 +230,7 @@ def fit_free(a: Shape, b: Shape, prior_turn: float = 0.0) -> Motion:
     turns = [math.radians(d) for d in np.arange(-180.0, 180.0, COARSE_STEP)] + _axis_turns(a, b) + [prior_turn]
     turns = [_wrap(t) for t in turns]
     candidates = np.stack([_similarity(t, scale0, a.centroid, b.centroid) for t in turns])
-    scores = overlap_score(candidates, a, b) - TURN_PRIOR * np.abs([_wrap(t - prior_turn) for t in turns])
+    scores = overlap_score(candidates, a, b) - _turn_penalty(turns, prior_turn, TURN_PRIOR)
     start = turns[int(np.argmax(scores))]
     params, best = _refine_similarity(a, b, start, prior_turn, TURN_PRIOR)
     # a big turn must earn its place: a pose near the expected turn that fits almost as well wins
@@ -284,16 +288,14 @@ def fit_jointed(a: Shape, b: Shape, joint_a: np.ndarray, joint_b: np.ndarray, pr
     for end) the one that bends the joint least wins."""
     turns = [_wrap(math.radians(d)) for d in np.arange(-180.0, 180.0, COARSE_STEP / 2)]
     candidates = np.stack([_similarity(t, 1.0, joint_a, joint_b) for t in turns])
-    scores = overlap_score(candidates, a, b) - JOINT_TURN_PRIOR * np.abs([_wrap(t - prior_turn) for t in turns])
+    scores = overlap_score(candidates, a, b) - _turn_penalty(turns, prior_turn, JOINT_TURN_PRIOR)
     start = turns[int(np.argmax(scores))]
     slip = max(2.0, 0.1 * a.size)
 
-    def score(p):
-        theta, tx, ty = p
-        if abs(tx) > slip or abs(ty) > slip:
-            return -1.0
-        m = _similarity(theta, 1.0, joint_a, joint_b + np.array([tx, ty]))
-        return float(overlap_score(m, a, b)) - JOINT_TURN_PRIOR * abs(_wrap(theta - prior_turn))
+    def score(trials: np.ndarray) -> np.ndarray:
+        poses = np.stack([_similarity(t, 1.0, joint_a, joint_b + np.array([tx, ty])) for t, tx, ty in trials])
+        scores = overlap_score(poses, a, b) - _turn_penalty(trials[:, 0], prior_turn, JOINT_TURN_PRIOR)
+        return np.where(np.abs(trials[:, 1:]).max(axis=1) > slip, -1.0, scores)
 
     (theta, tx, ty), _ = _refine(score, [start, 0.0, 0.0], [math.radians(2.5), 1.0, 1.0])
     theta = _wrap(theta)

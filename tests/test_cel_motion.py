@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from engine.cel import arcs
-from engine.cel.motion import fit_free, fit_jointed, shape_of
+from engine.cel.motion import _refine, fit_free, fit_jointed, shape_of
 
 
 def l_shape(angle_deg: float, centre=(100.0, 80.0), shape=(200, 240)) -> np.ndarray:
@@ -87,3 +87,18 @@ def test_a_part_shown_whole_in_both_keys_is_not_excused_as_hidden():
     motion = fit_free(a, b)
     assert math.degrees(motion.turn) == pytest.approx(90.0, abs=3.0)
     assert motion.score > 0.9
+
+
+def test_the_pose_search_climbs_in_batches_and_always_ends():
+    calls = []
+
+    def bowl(trials: np.ndarray) -> np.ndarray:
+        calls.append(len(trials))
+        return -((trials[:, 0] - 1.3) ** 2) - (trials[:, 1] + 0.7) ** 2
+
+    (x, y), best = _refine(bowl, [0.0, 0.0], [1.0, 1.0])
+    # three rounds halve a 1.0 step to 0.25: the search lands on that grid's nearest point
+    assert (x, y) == (1.25, -0.75) and best == pytest.approx(-(0.05**2) * 2)
+    assert calls[0] == 1 and set(calls[1:]) == {4}  # every move of every parameter in one call
+    # scores that are not numbers count as the worst: the search stays put instead of looping
+    assert _refine(lambda trials: np.full(len(trials), np.nan), [0.5], [1.0]) == ([0.5], -math.inf)

@@ -180,15 +180,20 @@ def _wrap(theta: float) -> float:
 def _refine(score_many, params: list[float], steps: list[float], rounds: int = 3) -> tuple[list[float], float]:
     """Pattern search: score every +-step move of every parameter in one batch (`score_many` maps
     (K, P) trial parameters to K scores), take the best move while it improves, then halve the
-    steps. One batched overlap call per move instead of one per trial."""
+    steps. One batched overlap call per move instead of one per trial. A score that is not a
+    number counts as the worst, so the search always ends."""
+
+    def scored(trials: np.ndarray) -> np.ndarray:
+        return np.nan_to_num(np.asarray(score_many(trials), float), nan=-np.inf)
+
     params = np.asarray(params, float)
     steps = np.asarray(steps, float)
-    best = float(score_many(params[None])[0])
+    best = float(scored(params[None])[0])
     moves = np.concatenate([np.eye(len(params)), -np.eye(len(params))])
     for _ in range(rounds):
         while True:
             trials = params + moves * steps
-            scores = score_many(trials)
+            scores = scored(trials)
             k = int(np.argmax(scores))
             if scores[k] <= best + 1e-6:
                 break

@@ -52,10 +52,6 @@ class RecomputedKeyMap:
         b, slots, _, h, w = self.keys.shape
         return torch.Size((b, self.channels, slots, h, w) if self.paired else (b, self.channels, h, w))
 
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.keys.dtype
-
     def __getitem__(self, index: slice) -> RecomputedKeyMap:
         """Videos (or frames) `index` of the batch, as tensors slice their first axis."""
         if not isinstance(index, slice):

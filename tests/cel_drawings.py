@@ -119,3 +119,51 @@ def figure_iou(image: np.ndarray, truth) -> float:
     differ from the truth's plate against the truth's figure mask."""
     present = np.abs(image[..., :3].astype(int) - truth.plate[..., :3].astype(int)).max(axis=2) > 24
     return float((present & truth.mask).sum() / (present | truth.mask).sum())
+
+
+HILL = (100, 160, 90)
+HILL_CENTRE, HILL_AXES = (200, 240), (170, 90)
+WALKER_SIZE = (24, 40)
+
+
+def hill_top(x: int) -> int:
+    """The top row of the hill's fill in column x (the hill is half an ellipse on the ground)."""
+    mask = hill_mask((220, 400))
+    return int(np.argmax(mask[:, x] > 0))
+
+
+def hill_mask(shape) -> np.ndarray:
+    mask = np.zeros(shape, np.uint8)
+    cv2.ellipse(mask, HILL_CENTRE, HILL_AXES, 0, 180, 360, 255, -1)
+    return mask
+
+
+def hill_scene(on_hill: bool = True) -> np.ndarray:
+    """Level ground with a round hill on it (or without), and nobody there."""
+    height, width = 220, 400
+    image = canvas(height, width)
+    image[:] = BACKDROP
+    ground = np.zeros((height, width), np.uint8)
+    ground[200:] = 255
+    paint(image, ground, GROUND[:3])
+    if on_hill:
+        paint(image, hill_mask((height, width)), HILL)
+    return image
+
+
+def hill_walker(x: int, clearance: int = 3, on_hill: bool = True, lifted: int = 0) -> np.ndarray:
+    """A box figure whose bottom stands `clearance` pixels above the hill's ink (or, without the
+    hill, above the level ground line), `lifted` pixels higher still; centred on column x."""
+    image = hill_scene(on_hill)
+    height, width = image.shape[:2]
+    w, h = WALKER_SIZE
+    columns = range(x - w // 2, x + w // 2 + 1)
+    surface = min(hill_top(c) for c in columns) if on_hill else 200
+    bottom = surface - LINE - clearance - lifted
+    body = np.zeros((height, width), np.uint8)
+    cv2.rectangle(body, (x - w // 2, bottom - h), (x + w // 2, bottom), 255, -1)
+    paint(image, body, TORSO)
+    head = np.zeros((height, width), np.uint8)
+    cv2.circle(head, (x, bottom - h - 8), 9, 255, -1)
+    paint(image, head, FOREARM)
+    return image

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.api import CancelToken, EngineError, GenerationSettings, InbetweenTask, no_progress
+from engine.api import CancelToken, GenerationSettings, InbetweenTask, no_progress
 from engine.backends import cel
 from engine.cel.hidden_keys import bridge, hidden_key
 from engine.cel.interpolator import CelInterpolator
@@ -52,15 +52,24 @@ def test_segments_beside_a_hidden_key_are_drawn_across_it(walk_behind_tree, star
     assert trunk.sum() > 2000 and np.array_equal(out[trunk, :3], truth.image[trunk])  # painted over the figure
 
 
-def test_without_a_key_beyond_the_hidden_one_the_segment_is_not_taken_apart(walk_behind_tree):
-    """2 -> 4 alone: too little of the figure to match, so the cel method hands the segment on."""
-    _, keys = walk_behind_tree
+def test_without_a_key_beyond_the_hidden_one_the_segment_is_drawn_from_its_own_keys(walk_behind_tree):
+    """2 -> 4 alone: nothing to bridge across, but the figure's parts still pair (its pieces go
+    with their neighbours), so the cel method draws the segment itself: the figure slides behind
+    the trunk, where a flow method dissolves it (RIFE scores about 0.3 here)."""
+    frames, keys = walk_behind_tree
     settings = GenerationSettings(backend="cel")
     backend = cel.CelBackend(settings)
-    backend._fallback = lambda: (None, "RIFE is switched off in this test")
-    task = InbetweenTask(keys[2], keys[4], [0.5], settings)
-    with pytest.raises(EngineError, match="matched between the keys"):
-        backend.interpolate(task, no_progress, CancelToken())
+
+    def no_flow():
+        raise AssertionError("the segment should not be handed to RIFE")
+
+    backend._fallback = no_flow
+    out = backend.interpolate(InbetweenTask(keys[2], keys[4], [0.5], settings), no_progress, CancelToken())[0]
+    info = backend.describe()
+    assert info["method"] == "cel" and not info.get("bridged_hidden_key")
+    assert art.figure_iou(out, frames[3]) > 0.6
+    trunk = np.all(frames[3].plate == TRUNK, axis=2)
+    assert np.array_equal(out[trunk, :3], frames[3].image[trunk])  # the trunk stays in front
 
 
 @pytest.mark.slow

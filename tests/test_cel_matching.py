@@ -54,3 +54,33 @@ def test_whole_figures_pair_up():
     rb, gb = region_of(sb, 120, 70), region_of(sb, 200, 100)
     figures = match_figures(sa, sb, [ra, ga], [rb, gb], 360.0)
     assert sorted((tuple(x), tuple(y)) for x, y in figures) == sorted([((ra,), (rb,)), ((ga,), (gb,))])
+
+
+def legs_and_shoes(legs):
+    """Two legs of different paint, each with a shoe of one shared paint at its foot; `legs` gives
+    each leg's (x of the hip, x of the foot)."""
+    key = art.canvas(160, 320)
+    shoe = (96, 56, 40)
+    for (hip, foot), colour in zip(legs, ((58, 78, 150), (150, 60, 150))):
+        leg = np.zeros(key.shape[:2], np.uint8)
+        cv2.line(leg, (hip, 30), (foot, 100), 255, 16)
+        art.paint(key, leg, colour)
+        boot = np.zeros(key.shape[:2], np.uint8)
+        cv2.ellipse(boot, (foot + 6, 110), (14, 8), 0, 0, 360, 255, -1)
+        art.paint(key, boot, shoe)
+    return key
+
+
+def test_shoes_of_one_paint_go_with_their_legs_when_the_legs_cross():
+    # A stride: the legs swap sides while the figure travels, so each shoe ends where the other one
+    # started; only the legs (told apart by paint) say which shoe is which
+    a = legs_and_shoes([(120, 100), (140, 160)])
+    b = legs_and_shoes([(170, 210), (150, 150)])
+    sa, sb = segment(a), segment(b)
+    shoe_a = [region_of(sa, 106, 110), region_of(sa, 166, 110)]
+    shoe_b = [region_of(sb, 216, 110), region_of(sb, 156, 110)]
+    legs_a = [region_of(sa, 110, 65), region_of(sa, 150, 65)]
+    legs_b = [region_of(sb, 190, 65), region_of(sb, 150, 65)]
+    pairs = {i: j for i, j, _ in match_regions(sa, sb, shoe_a + legs_a, shoe_b + legs_b, 360.0)}
+    assert pairs[legs_a[0]] == legs_b[0] and pairs[legs_a[1]] == legs_b[1]
+    assert pairs[shoe_a[0]] == shoe_b[0] and pairs[shoe_a[1]] == shoe_b[1]

@@ -1,12 +1,15 @@
-"""Painting parts: straight alpha in and out, the mix window, cut-outs placed by their pose."""
+"""Painting parts: straight alpha in and out, the mix window, cut-outs placed by their pose, edges
+that leave their old backdrop behind."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
 from engine.cel import arcs
-from engine.cel.render import cut_out, mix_weight, paint_part, premultiplied, straight
+from engine.cel.render import cut_out, mix_weight, paint_part, premultiplied, straight, unmix_edge
+from tests import cel_drawings as art
 
 
 def test_premultiplied_round_trip_keeps_straight_alpha():
@@ -57,3 +60,35 @@ def test_what_one_key_hides_behind_another_part_comes_from_the_other_key():
     paint_part(canvas, touched, cut_a, np.eye(3), cut_b, np.eye(3), 0.0, 0.1, np.eye(3))
     assert canvas[20, 20, 3] == pytest.approx(1.0, abs=1e-3)  # the hole is filled, fully opaque
     assert canvas[20, 20, 0] == pytest.approx(200 / 255, abs=1e-3)
+
+
+def disc_on(backdrop) -> tuple[np.ndarray, np.ndarray]:
+    """A disc inked with an anti-aliased outline on a flat backdrop, and the plain backdrop."""
+    plate = np.zeros((60, 60, 4), np.uint8)
+    plate[:] = backdrop
+    key = plate.copy()
+    mask = np.zeros((60, 60), np.uint8)
+    cv2.circle(mask, (30, 30), 15, 255, -1)
+    art.paint(key, mask, art.BALL)
+    return key, plate
+
+
+def test_an_edge_unmixed_from_its_backdrop_settles_on_a_new_one_as_drawn():
+    sky, brick = (150, 200, 240, 255), (180, 40, 30, 255)
+    key, plate = disc_on(sky)
+    drawn_on_brick, brick_plate = disc_on(brick)
+    figure = np.abs(key.astype(int) - plate.astype(int)).max(axis=2) > 0
+    edge = figure & ~(cv2.erode(figure.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0)
+
+    def pasted(cut_source: np.ndarray) -> np.ndarray:
+        cut = cut_out(cut_source, figure)
+        canvas = premultiplied(brick_plate)
+        paint_part(canvas, np.zeros((60, 60), bool), cut, np.eye(3), None, np.eye(3), 0.0, 0.0, np.eye(3))
+        return straight(canvas).astype(int)
+
+    unmixed = unmix_edge(premultiplied(key), premultiplied(plate), figure)
+    assert np.array_equal(unmixed[~edge], premultiplied(key)[~edge])  # only the outer edge changes
+    error = np.abs(pasted(unmixed) - drawn_on_brick.astype(int))[edge].max(axis=1)
+    halo = np.abs(pasted(premultiplied(key)) - drawn_on_brick.astype(int))[edge].max(axis=1)
+    assert halo.max() > 60  # cut as it is, the edge brings a rim of sky onto the brick
+    assert error.max() <= 6 and error.mean() < 2

@@ -25,13 +25,14 @@ import numpy as np
 
 from ..api import CancelToken, EngineError
 from . import arcs
-from .layers import backdrop_pockets, background_plate, changed_pixels, held_regions
+from .ground import Ground, find_ground
+from .layers import backdrop_pockets, background_plate, changed_pixels, covered_scenery, held_regions
 from .matching import match_figures, match_regions
 from .occlusion import held_in_front, paint_order
 from .parts import Part, build_parts, group_regions
-from .paths import KeyPath, figure_paths
+from .paths import KeyPath, figure_paths, free_figures
 from .regions import Segmentation, segment
-from .render import CutOut, Residual, cut_out, measure_residual, mix_weight, paint_part, premultiplied, straight
+from .render import CutOut, Residual, cut_out, measure_residual, mix_weight, paint_part, premultiplied, straight, unmix_edge
 from .sketch_pose import SketchLines, fit_to_sketch
 
 #: The residual flow that aligns a part's two cut-outs may move pixels at most this share of the
@@ -82,6 +83,7 @@ class CelSegment:
     front: np.ndarray  # bool: held scenery painted over the parts (a trunk the figure walks behind)
     report: dict = field(default_factory=dict)
     paths: dict[int, KeyPath] = field(default_factory=dict)  # free figures' arcs through the keys
+    grounds: dict[int, Ground] = field(default_factory=dict)  # free figures' surfaces they stand on
 
     def poses(self, tau: float) -> list[np.ndarray]:
         """Each part's pose at tau: key A's coordinates -> the in-between's."""
@@ -91,7 +93,10 @@ class CelSegment:
             parent = np.eye(3) if part.parent is None else out[index[part.parent]]
             if k in self.paths:
                 parent = arcs.pose(np.eye(2), np.zeros(2), self.paths[k].offset(tau))
-            out.append(parent @ _relative_at(self.knots[k], part.pivot, tau))
+            posed = parent @ _relative_at(self.knots[k], part.pivot, tau)
+            if k in self.grounds and k not in self.paths:
+                posed = arcs.pose(np.eye(2), np.zeros(2), np.array([0.0, self.grounds[k].lift(posed, tau)])) @ posed
+            out.append(posed)
         return out
 
     def follow_keys(self, before: CelSegment | None, tau_before: float | None, after: CelSegment | None,
@@ -134,6 +139,30 @@ def _with_fringe(mask: np.ndarray, changed: np.ndarray) -> np.ndarray:
     """A figure's mask plus the changed pixels just around it (the faint outer edge of its outline)."""
     near = cv2.dilate(mask.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
     return mask | (near & changed)
+
+
+def _grounds(plate: np.ndarray, parts: list[Part], knots: list[list[Knot]]) -> dict[int, Ground]:
+    """The surface each free figure stands on in both keys, where it does."""
+    free = free_figures(parts, knots)
+    if not free:
+        return {}
+    plate_regions = segment(plate)
+    children: dict[int, list[Part]] = {}
+    for part in parts:
+        children.setdefault(part.parent, []).append(part)
+    grounds: dict[int, Ground] = {}
+    for k in free:
+        mask_a, mask_b = parts[k].mask_a.copy(), parts[k].mask_b.copy()
+        stack = list(children.get(parts[k].index, []))
+        while stack:
+            child = stack.pop()
+            mask_a |= child.mask_a
+            mask_b |= child.mask_b
+            stack.extend(children.get(child.index, []))
+        ground = find_ground(plate_regions, mask_a, mask_b, parts[k].motion.pose)
+        if ground is not None:
+            grounds[k] = ground
+    return grounds
 
 
 def _relative_at(knots: list[Knot], pivot: np.ndarray, tau: float) -> np.ndarray:
@@ -196,6 +225,8 @@ class CelInterpolator:
         changed = changed_pixels(key_a, key_b)
         held_a, held_b = held_regions(seg_a, changed), held_regions(seg_b, changed)
         pockets_a, pockets_b = backdrop_pockets(seg_a, held_a, seg_b, held_b), backdrop_pockets(seg_b, held_b, seg_a, held_a)
+        # backdrop that figures cover in part, differently in each key, belongs to the plate too
+        pockets_a, pockets_b = covered_scenery(seg_a, held_a | pockets_a, seg_b, held_b | pockets_b, changed)
         moving_a = [i for i in range(len(seg_a.regions)) if not held_a[i] and not pockets_a[i]]
         moving_b = [j for j in range(len(seg_b.regions)) if not held_b[j] and not pockets_b[j]]
         if len(moving_a) > self.config.max_moving_regions or len(moving_b) > self.config.max_moving_regions:
@@ -225,7 +256,8 @@ class CelInterpolator:
         order = paint_order(parts)
         front = held_in_front(parts, seg_a, seg_b, held_a, held_b)
         report["held_in_front_pixels"] = int(front.sum())
-        pa, pb = premultiplied(key_a), premultiplied(key_b)
+        plate_premult = premultiplied(plate)
+        pa, pb = unmix_edge(premultiplied(key_a), plate_premult, mask_a), unmix_edge(premultiplied(key_b), plate_premult, mask_b)
         cuts = [(cut_out(pa, p.mask_a, mask_a), cut_out(pb, p.mask_b, mask_b) if p.regions_b else None) for p in parts]
         knots = [[Knot(0.0, np.eye(3), 0.0), Knot(1.0, p.relative, p.turn)] for p in parts]
         residuals = [
@@ -236,7 +268,10 @@ class CelInterpolator:
         report["aligned_parts"] = sum(r is not None for r in residuals)
         if sketches:
             report["sketches"] = self._fit_sketches(parts, knots, sketches, (height, width), cancel)
-        return CelSegment(height, width, plate, premultiplied(plate), parts, order, cuts, knots, residuals, front, report)
+        grounds = _grounds(plate, parts, knots)
+        report["figures_on_ground"] = len(grounds)
+        return CelSegment(height, width, plate, plate_premult, parts, order, cuts, knots, residuals, front, report,
+                          grounds=grounds)
 
     def _confidence(self, seg_a, seg_b, moving_a, moving_b, matches, parts) -> dict:
         area_a = sum(seg_a.regions[i].area for i in moving_a)

@@ -57,6 +57,7 @@ class Shape:
     others: np.ndarray | None = None  # where other parts or scenery cover this key (on soft's grid)
     lines: np.ndarray | None = None  # (M, 2) sampled ink points of the part (its outline and inner lines)
     lines_soft: np.ndarray | None = None  # the part's ink, blurred a little, on soft's grid
+    hiding: float | None = None  # how much of the part the others may hide, when known (else judged by area)
 
     @property
     def size(self) -> float:
@@ -118,6 +119,8 @@ def _lookup(soft: np.ndarray, points: np.ndarray) -> np.ndarray:
 def _hidden_share(shown: Shape, full: Shape) -> float:
     """How much of the part one key may hide, judged by how much less of it that key shows than the
     other: a part shown whole in both keys cannot be hiding behind its neighbours."""
+    if shown.hiding is not None:
+        return shown.hiding
     return min(max(HIDING_GAIN * (1.0 - shown.area / max(full.area, 1)), 0.0), 1.0)
 
 

@@ -13,14 +13,14 @@ about the elbow, whatever it touches at rest. Children are in-betweened relative
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
 
 from . import arcs
 from .matching import figures
-from .motion import BIG_TURN_MARGIN, Motion, fit_free, fit_jointed, fit_near, shape_of
+from .motion import BIG_TURN_MARGIN, Motion, fit_free, fit_jointed, fit_near, overlap_score, shape_of
 from .regions import Segmentation, adjacency
 
 #: Two touching regions are one part (a fill and its shadow tone) when at most this share of the
@@ -28,6 +28,9 @@ from .regions import Segmentation, adjacency
 TONE_INK_SHARE = 0.2
 #: A leftover region rides with a part painted within this colour distance (RGBA, 0-255) of it.
 SAME_PAINT = 20.0
+#: Two parts of one paint become one when one pose fits them together by at least this much better
+#: than their own poses fit them apart (area-weighted, both allowed to hide behind what covers them).
+JOIN_GAIN = 0.02
 #: A joint must lie within this share of the part's size (sqrt of area) of the contact zone.
 JOINT_REACH = 0.35
 #: A jointed pose is kept unless it fits this much worse than the part's free pose.
@@ -257,16 +260,54 @@ def build_parts(
     # a part may hide behind other parts and behind held scenery (a post), not behind the backdrop
     scenery_a = np.isin(seg_a.labels, [r.index for r in seg_a.regions if held_a[r.index] and not r.touches_border])
     scenery_b = np.isin(seg_b.labels, [r.index for r in seg_b.regions if held_b[r.index] and not r.touches_border])
+    def shapes_of(part: Part) -> tuple:
+        return (shape_of(part.mask_a, part.index, (figure_a | scenery_a) & ~part.mask_a, seg_a.ink),
+                shape_of(part.mask_b, part.index, (figure_b | scenery_b) & ~part.mask_b, seg_b.ink))
+
     shapes = {}
     for part in parts:
         if part.regions_b:
-            shapes[part.index] = (shape_of(part.mask_a, part.index, (figure_a | scenery_a) & ~part.mask_a, seg_a.ink),
-                                  shape_of(part.mask_b, part.index, (figure_b | scenery_b) & ~part.mask_b, seg_b.ink))
+            shapes[part.index] = shapes_of(part)
             part.motion = fit_free(*shapes[part.index], prior_turn=turn_of[part.index])
         else:
             part.motion = Motion(np.eye(3), 0.0, 0.0)
+    parts = _join_cut_pieces(parts, seg_a, shapes, shapes_of, turn_of)
     # a part hinges on held cels (a body, a neck), not on the backdrop that surrounds everything
     return _skeleton(parts, shapes, scenery_a, turn_of)
+
+
+def _paint(seg: Segmentation, regions: list[int]) -> np.ndarray:
+    areas = np.array([seg.regions[i].area for i in regions], float)
+    return (np.stack([seg.regions[i].colour for i in regions]) * areas[:, None]).sum(0) / areas.sum()
+
+
+def _join_cut_pieces(parts: list[Part], seg_a: Segmentation, shapes: dict, shapes_of, turn_of: dict[int, float]) -> list[Part]:
+    """Join two parts of one paint that one pose carries together better than each goes alone.
+
+    A torso with an arm lying across it shows in two pieces, and which piece is the bigger can
+    change between the keys, so the region matching may pair them crosswise. Allowed to hide behind
+    whatever covers them, the pieces of one torso fit one pose as a whole better than their own
+    poses fit them apart, while a head and a hand of one skin colour do not (they move apart)."""
+    def hiding(pair: tuple) -> tuple:
+        return tuple(replace(shape, hiding=1.0) for shape in pair)
+
+    joined = True
+    while joined:
+        joined = False
+        for p, q in [(p, q) for p in parts for q in parts if p.index < q.index and p.regions_b and q.regions_b
+                     and _same_paint(_paint(seg_a, p.regions_a), _paint(seg_a, q.regions_a))]:
+            apart = (p.area * overlap_score(p.motion.pose, *hiding(shapes[p.index]))
+                     + q.area * overlap_score(q.motion.pose, *hiding(shapes[q.index]))) / (p.area + q.area)
+            union = Part(p.index, p.regions_a + q.regions_a, p.regions_b + q.regions_b, p.mask_a | q.mask_a, p.mask_b | q.mask_b)
+            pair = shapes_of(union)
+            together = fit_free(*hiding(pair), prior_turn=turn_of[p.index])
+            if together.score >= apart + JOIN_GAIN:
+                union.motion = Motion(together.pose, together.turn, float(overlap_score(together.pose, *pair)))
+                shapes[p.index] = pair
+                parts = [union if r is p else r for r in parts if r is not q]
+                joined = True
+                break
+    return parts
 
 
 def _figure_turns(parts: list[Part], seg_a: Segmentation, seg_b: Segmentation) -> dict[int, float]:

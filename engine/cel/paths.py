@@ -84,14 +84,20 @@ def _counterpart(mask: np.ndarray, candidates: list[tuple[np.ndarray, np.ndarray
     return best
 
 
+def free_figures(parts, knots) -> list[int]:
+    """Positions of the parts that move on their own (no parent, no joint, in both keys, and no
+    sketch poses them between): whole figures whose paths a segment may bend."""
+    return [k for k, p in enumerate(parts)
+            if p.parent is None and p.joint is None and p.regions_b and len(knots[k]) == 2]
+
+
 def figure_paths(segment, before, tau_before: float | None, after, tau_after: float | None) -> dict[int, KeyPath]:
     """Paths for the free figures (parts with no parent and no joint) of `segment`, a CelSegment,
     from the neighbouring CelSegments `before` (its key B is this key A) and `after` (its key A is
     this key B), either of which may be None."""
     paths: dict[int, KeyPath] = {}
-    for k, part in enumerate(segment.parts):
-        if part.parent is not None or part.joint is not None or not part.regions_b or len(segment.knots[k]) > 2:
-            continue
+    for k in free_figures(segment.parts, segment.knots):
+        part = segment.parts[k]
         start = np.asarray(part.pivot, float)
         end = arcs.apply(part.motion.pose, start[None])[0]
         p_before = p_after = None

@@ -40,6 +40,31 @@ def straight(premult: np.ndarray) -> np.ndarray:
     return np.rint(out * 255.0).astype(np.uint8)
 
 
+def unmix_edge(key_premult: np.ndarray, plate_premult: np.ndarray, figure: np.ndarray) -> np.ndarray:
+    """The key with the backdrop's share taken out of the figure's outer edge pixels.
+
+    An anti-aliased outline's outermost pixels mix the ink with whatever lay behind it. Carried
+    elsewhere, that backdrop colour would come along as a faint halo. Each edge pixel is read as
+    coverage x (the colour just inside it) + (1 - coverage) x (the plate there), and the plate's share
+    is removed, so the edge keeps only its coverage and settles on any new backdrop as it was drawn."""
+    inside = cv2.erode(figure.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    edge = figure & ~inside
+    if not edge.any() or not inside.any():
+        return key_premult
+    _, nearest = cv2.distanceTransformWithLabels((~inside).astype(np.uint8), cv2.DIST_L2, 3,
+                                                 labelType=cv2.DIST_LABEL_PIXEL)
+    seeds = np.flatnonzero(inside.ravel())
+    pixel, backdrop = key_premult[edge], plate_premult[edge]
+    core = key_premult.reshape(-1, 4)[seeds[nearest[edge] - 1]]
+    towards = core - backdrop
+    reach = (towards * towards).sum(axis=1)
+    coverage = np.where(reach > 1e-4, ((pixel - backdrop) * towards).sum(axis=1) / np.maximum(reach, 1e-4), 1.0)
+    coverage = np.clip(coverage, 0.0, 1.0)
+    out = key_premult.copy()
+    out[edge] = np.clip(pixel - (1.0 - coverage)[:, None] * backdrop, 0.0, 1.0)
+    return out
+
+
 def cut_out(key_premult: np.ndarray, mask: np.ndarray, others: np.ndarray | None = None, pad: int = 2) -> CutOut | None:
     """The part's pixels; `others` (the other parts' pixels in this key) marks where this key may
     hide the part, so the other key's drawing of it can show there."""

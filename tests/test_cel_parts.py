@@ -1,0 +1,55 @@
+"""Parts of a figure: the pieces of one paint that a limb lying across it cuts apart stay one part."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.cel import parts
+from engine.cel.interpolator import CelInterpolator
+from engine.cel.regions import segment
+from tests import cel_drawings as art
+from tools import synthetic_cel
+
+SHIRT_KEYS = (6, 8)  # the leap's landing: the near arm crosses the shirt, cutting it differently in each key
+
+
+def landing(join_gain: float, monkeypatch) -> tuple:
+    """The leap's last two keys (every second frame of its 9) taken apart, and the frame between."""
+    monkeypatch.setattr(parts, "JOIN_GAIN", join_gain)
+    scene = synthetic_cel.build("leap", 0)
+    taus = synthetic_cel.taus(9)
+    a, mid, b = (synthetic_cel.render(scene, taus[k]) for k in (SHIRT_KEYS[0], sum(SHIRT_KEYS) // 2, SHIRT_KEYS[1]))
+    opaque = [np.dstack([f.image, np.full(f.image.shape[:2], 255, np.uint8)]) for f in (a, b)]
+    return opaque, CelInterpolator().prepare(*opaque), mid
+
+
+def shirt_parts(key: np.ndarray, segment_result) -> list:
+    seg = segment(key)
+    shirt = [r.index for r in seg.regions if r.area > 100 and abs(r.colour[0] - 215) < 12 and r.colour[1] < 80]
+    assert len(shirt) == 2, "the arm should cut the shirt in two"
+    return [p for p in segment_result.parts if set(shirt) & set(p.regions_a)], shirt
+
+
+def test_the_shirt_an_arm_cuts_in_two_is_one_part(monkeypatch):
+    (key_a, _), result, mid = landing(parts.JOIN_GAIN, monkeypatch)
+    holding, shirt = shirt_parts(key_a, result)
+    assert len(holding) == 1 and sorted(holding[0].regions_a) == sorted(shirt)
+    assert len(holding[0].regions_b) == 2
+    assert art.figure_iou(result.inbetween(0.5), mid) > 0.78
+
+
+def test_apart_the_pieces_pair_crosswise_and_the_figure_breaks(monkeypatch):
+    (key_a, _), result, mid = landing(10.0, monkeypatch)  # never join
+    holding, _ = shirt_parts(key_a, result)
+    assert len(holding) == 2
+    assert art.figure_iou(result.inbetween(0.5), mid) < 0.65
+
+
+@pytest.mark.parametrize("gain", [0.0, 0.05])
+def test_a_head_and_a_hand_of_one_skin_stay_apart(gain, monkeypatch):
+    (key_a, _), result, _ = landing(gain, monkeypatch)
+    seg = segment(key_a)
+    skin = {r.index for r in seg.regions if r.area > 80 and abs(r.colour[0] - 249) < 6 and abs(r.colour[1] - 194) < 8}
+    assert len(skin) >= 2
+    assert all(len(skin & set(p.regions_a)) <= 1 for p in result.parts)

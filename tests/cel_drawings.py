@@ -61,21 +61,23 @@ SHOULDER = (110.0, 60.0)
 ARM_LENGTH = 50.0
 
 
-def torso_mask(shape) -> np.ndarray:
+def torso_mask(shape, shift: int = 0) -> np.ndarray:
     mask = np.zeros(shape, np.uint8)
-    cv2.rectangle(mask, (70, 45), (110, 125), 255, -1)
+    cv2.rectangle(mask, (70 + shift, 45), (110 + shift, 125), 255, -1)
     return mask
 
 
-def arm_figure(upper_deg: float, forearm_deg: float | None = None, transparent: bool = False) -> np.ndarray:
-    """A torso (held) with an arm hinged at the shoulder; with `forearm_deg`, a second segment
-    hinged at the elbow, drawn over the upper arm."""
+def arm_figure(upper_deg: float, forearm_deg: float | None = None, transparent: bool = False,
+               shift: int = 0) -> np.ndarray:
+    """A torso (held unless `shift` moves it sideways) with an arm hinged at the shoulder; with
+    `forearm_deg`, a second segment hinged at the elbow, drawn over the upper arm."""
     image = canvas(transparent=transparent)
     shape = image.shape[:2]
-    paint(image, torso_mask(shape), TORSO)
-    paint(image, capsule(shape, SHOULDER, upper_deg, ARM_LENGTH, 7), LIMB)
+    shoulder = (SHOULDER[0] + shift, SHOULDER[1])
+    paint(image, torso_mask(shape, shift), TORSO)
+    paint(image, capsule(shape, shoulder, upper_deg, ARM_LENGTH, 7), LIMB)
     if forearm_deg is not None:
-        elbow = limb_end(SHOULDER, upper_deg, ARM_LENGTH)
+        elbow = limb_end(shoulder, upper_deg, ARM_LENGTH)
         paint(image, capsule(shape, elbow, forearm_deg, 40.0, 6), FOREARM)
     return image
 

@@ -1,7 +1,7 @@
 """Feet on the ground: a figure that stands on a drawn surface in both keys walks along it between.
 
-Between two keys a free figure travels on the straight chord. Over a hill that sinks its feet into
-the hilltop mid-way (or lifts them off a dip). When both keys show the figure standing on the same
+Between two keys a free figure travels on the straight chord; over a hill the chord sinks its feet
+into the hilltop mid-way (over a dip it lifts them off the ground). When both keys show the figure standing on the same
 surface of the background plate (its lowest pixels just above the top edge of one plate region,
 nowhere below it), the figure is lifted or lowered at each in-between so that its clearance to that
 edge goes smoothly from key A's to key B's. On level ground the lift is zero, so only ground that

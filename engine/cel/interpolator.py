@@ -28,7 +28,7 @@ from . import arcs
 from .ground import Ground, find_ground
 from .layers import backdrop_pockets, background_plate, changed_pixels, covered_scenery, held_regions
 from .matching import match_figures, match_regions
-from .occlusion import held_in_front, paint_order
+from .occlusion import held_in_front, occluder_lines, paint_order
 from .parts import Part, build_parts, group_regions
 from .paths import KeyPath, figure_paths, free_figures
 from .regions import Segmentation, segment
@@ -258,7 +258,9 @@ class CelInterpolator:
         report["held_in_front_pixels"] = int(front.sum())
         plate_premult = premultiplied(plate)
         pa, pb = unmix_edge(premultiplied(key_a), plate_premult, mask_a), unmix_edge(premultiplied(key_b), plate_premult, mask_b)
-        cuts = [(cut_out(pa, p.mask_a, mask_a), cut_out(pb, p.mask_b, mask_b) if p.regions_b else None) for p in parts]
+        own_lines = occluder_lines(parts, order, key_a, key_b, seg_a, seg_b)
+        cuts = [(cut_out(pa, own_a, mask_a), cut_out(pb, own_b, mask_b) if p.regions_b else None)
+                for p, (own_a, own_b) in zip(parts, own_lines)]
         knots = [[Knot(0.0, np.eye(3), 0.0), Knot(1.0, p.relative, p.turn)] for p in parts]
         residuals = [
             measure_residual(ca, cb, p.motion.pose, max(3.0, RESIDUAL_LIMIT * math.sqrt(p.area)))

@@ -29,7 +29,7 @@ HELD_BACKDROP_CHANGED = 0.3
 #: regions within POCKET_PAINT (RGBA colour distance, 0-255) of its own paint.
 POCKET_PAINT = 12.0
 POCKET_SHARE = 0.5
-#: A region partly covered by moving figures is held when at most COVERED_CHANGED of its free outline
+#: A region partly covered by moving figures belongs to the plate when at most COVERED_CHANGED of its free outline
 #: (away from any moving region in either key) changed, and that free outline is at least
 #: COVERED_FREE_SHARE of its whole outline ring and COVERED_FREE_PIXELS pixels.
 COVERED_CHANGED = 0.1

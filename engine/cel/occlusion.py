@@ -2,8 +2,9 @@
 its pose, lands on another part that is visible there, that other part is in front.
 
 Votes from both directions (A carried to B, B carried back to A) are counted per pair; parts are
-then painted back to front: a part goes behind every part that outvotes it, larger parts behind
-smaller ones when the keys say nothing. Held scenery a part passes behind is found the same way
+then painted back to front: a part goes behind every part that outvotes it; where the keys say
+nothing about a pair, a part takes its parent's place (a hand stays with its arm), and otherwise
+larger parts go behind smaller ones. Held scenery a part passes behind is found the same way
 and painted over the parts.
 """
 
@@ -27,6 +28,11 @@ FRONT_SHARE = 0.6
 FRONT_PART_SHARE = 0.1
 #: A key's pixel shows the held plate when no channel differs from it by more than this.
 HELD_TOLERANCE = 12
+#: Line pixels of a part within this many pixels of a part in front (its fill and its half of the
+#: line between them) may be that part's outline.
+BORROWED_REACH = 3
+#: A pixel off its region's paint by more than this (any channel, 0-255) is part of a drawn line.
+LINE_PAINT = 24
 
 
 def _landings(part: Part, key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -65,11 +71,48 @@ def _votes(parts: list[Part], key: str) -> np.ndarray:
     return votes
 
 
+def _reach(part: Part) -> tuple[int, int, int, int]:
+    """The box a part may sweep between the keys: its boxes in both keys and all between."""
+    ys, xs = np.nonzero(part.mask_a | part.mask_b)
+    return int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())
+
+
+def _inherit_depth(parts: list[Part], in_front: np.ndarray) -> np.ndarray:
+    """Where the keys say nothing about two parts that may meet, a part stands where its nearest
+    ancestor with a say does: a hand on an arm that passes behind the head stays behind the head,
+    though the hand itself never meets it in a key."""
+    at = {p.index: k for k, p in enumerate(parts)}
+    lineage: list[list[int]] = []  # each part's ancestors, nearest first
+    for part in parts:
+        chain, parent = [], part.parent
+        while parent is not None and parent in at and len(chain) < len(parts):
+            chain.append(at[parent])
+            parent = parts[at[parent]].parent
+        lineage.append(chain)
+    boxes = [_reach(p) if (p.mask_a.any() or p.mask_b.any()) else (0, 0, -1, -1) for p in parts]
+    out = in_front.copy()
+    for i in range(len(parts)):  # parents come before their children, so depth passes down
+        for j in range(len(parts)):
+            if i == j or out[i, j] or out[j, i] or not _meet(boxes[i], boxes[j]):
+                continue
+            for ancestor in lineage[i]:
+                if ancestor == j:
+                    break
+                if out[ancestor, j] or out[j, ancestor]:
+                    out[i, j], out[j, i] = out[ancestor, j], out[j, ancestor]
+                    break
+    return out
+
+
+def _meet(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    return a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3]
+
+
 def paint_order(parts: list[Part]) -> list[int]:
     """Indices into `parts`, back to front."""
     n = len(parts)
     covered = _votes(parts, "a") + _votes(parts, "b")  # covered[i, j]: j hides i
-    in_front = (covered - covered.T) >= MIN_VOTES  # in_front[i, j]: j is in front of i
+    in_front = _inherit_depth(parts, (covered - covered.T) >= MIN_VOTES)  # in_front[i, j]: j is in front of i
     order: list[int] = []
     remaining = set(range(n))
     while remaining:
@@ -123,3 +166,58 @@ def scenery_over(figure: np.ndarray, key: np.ndarray, key_seg: Segmentation, pla
         ring = cv2.dilate(front.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
         front |= ring & key_seg.ink
     return front & same
+
+
+def _drawn_line(image: np.ndarray, seg: Segmentation) -> np.ndarray:
+    """Ink, and the anti-aliased pixels around it that are not their region's flat paint."""
+    paint = np.stack([r.colour for r in seg.regions]) if seg.regions else np.zeros((1, 4))
+    off = np.abs(image.astype(np.float32) - paint[np.maximum(seg.owner, 0)]).max(axis=2) > LINE_PAINT
+    return seg.ink | off
+
+
+def occluder_lines(parts: list[Part], order: list[int], key_a: np.ndarray, key_b: np.ndarray, seg_a: Segmentation,
+                   seg_b: Segmentation) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each part's masks in keys A and B without the ink it only borrows from a part in front.
+
+    Where an arm lies across a torso, the ink between them is the arm's outline, yet half of it is
+    nearest the torso and goes with the torso's pixels; carried to the in-between and mixed with the
+    other key's torso, it would leave a faint stray line across the torso. A line pixel of a part,
+    next to a part painted in front of it, is the occluder's when the part's drawing in
+    the other key has no line where the pose carries it: such pixels are left out of the part's
+    cut-out (and count as hidden there, so the other key's drawing shows)."""
+    rank = {k: r for r, k in enumerate(order)}
+    key_image = {"a": key_a, "b": key_b}
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * BORROWED_REACH + 1, 2 * BORROWED_REACH + 1))
+    out = []
+    for k, part in enumerate(parts):
+        if not part.regions_b:
+            out.append((part.mask_a, part.mask_b))
+            continue
+        cleaned = []
+        for key, seg, other_seg in (("a", seg_a, seg_b), ("b", seg_b, seg_a)):
+            own = part.mask_a if key == "a" else part.mask_b
+            other = part.mask_b if key == "a" else part.mask_a
+            front = np.zeros_like(own)
+            for j, q in enumerate(parts):
+                if rank[j] > rank[k]:
+                    front |= q.mask_a if key == "a" else q.mask_b
+            near = own & _drawn_line(key_image[key], seg) & (cv2.dilate(front.astype(np.uint8), kernel) > 0)
+            if not near.any():
+                cleaned.append(own)
+                continue
+            ys, xs = np.nonzero(near)
+            pose = part.motion.pose if key == "a" else np.linalg.inv(part.motion.pose)
+            moved = np.rint(arcs.apply(pose, np.stack([xs, ys], axis=1).astype(float))).astype(int)
+            h, w = own.shape
+            inside = (moved[:, 0] >= 0) & (moved[:, 0] < w) & (moved[:, 1] >= 0) & (moved[:, 1] < h)
+            other_line = _drawn_line(key_image["b" if key == "a" else "a"], other_seg)
+            lined = cv2.dilate((other & other_line).astype(np.uint8), kernel) > 0
+            fill = other & ~other_line
+            mx, my = moved[inside, 0], moved[inside, 1]
+            borrowed = np.zeros(len(xs), bool)
+            borrowed[inside] = fill[my, mx] & ~lined[my, mx]
+            mask = own.copy()
+            mask[ys[borrowed], xs[borrowed]] = False
+            cleaned.append(mask)
+        out.append((cleaned[0], cleaned[1]))
+    return out

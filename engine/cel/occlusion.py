@@ -175,6 +175,22 @@ def _drawn_line(image: np.ndarray, seg: Segmentation) -> np.ndarray:
     return seg.ink | off
 
 
+def _box_of(mask: np.ndarray, pad: int) -> tuple[slice, slice]:
+    ys, xs = np.nonzero(mask)
+    h, w = mask.shape
+    return (slice(max(int(ys.min()) - pad, 0), min(int(ys.max()) + pad + 1, h)),
+            slice(max(int(xs.min()) - pad, 0), min(int(xs.max()) + pad + 1, w)))
+
+
+def _grown(mask: np.ndarray, kernel: np.ndarray, pad: int) -> np.ndarray:
+    """`mask` grown by `kernel`, computed only around the mask's own box."""
+    out = np.zeros_like(mask)
+    if mask.any():
+        box = _box_of(mask, pad)
+        out[box] = cv2.dilate(mask[box].astype(np.uint8), kernel) > 0
+    return out
+
+
 def occluder_lines(parts: list[Part], order: list[int], key_a: np.ndarray, key_b: np.ndarray, seg_a: Segmentation,
                    seg_b: Segmentation) -> list[tuple[np.ndarray, np.ndarray]]:
     """Each part's masks in keys A and B without the ink it only borrows from a part in front.
@@ -185,23 +201,28 @@ def occluder_lines(parts: list[Part], order: list[int], key_a: np.ndarray, key_b
     next to a part painted in front of it, is the occluder's when the part's drawing in
     the other key has no line where the pose carries it: such pixels are left out of the part's
     cut-out (and count as hidden there, so the other key's drawing shows)."""
-    rank = {k: r for r, k in enumerate(order)}
-    key_image = {"a": key_a, "b": key_b}
+    lines = {"a": _drawn_line(key_a, seg_a), "b": _drawn_line(key_b, seg_b)}
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * BORROWED_REACH + 1, 2 * BORROWED_REACH + 1))
+    pad = BORROWED_REACH + 1
+    # what lies in front of each part, in each key: the union of the parts painted after it
+    front = {"a": [None] * len(parts), "b": [None] * len(parts)}
+    for key in ("a", "b"):
+        ahead = np.zeros(key_a.shape[:2], bool)
+        for k in reversed(order):
+            front[key][k] = ahead.copy()
+            ahead |= parts[k].mask_a if key == "a" else parts[k].mask_b
     out = []
     for k, part in enumerate(parts):
         if not part.regions_b:
             out.append((part.mask_a, part.mask_b))
             continue
         cleaned = []
-        for key, seg, other_seg in (("a", seg_a, seg_b), ("b", seg_b, seg_a)):
+        for key, other_key in (("a", "b"), ("b", "a")):
             own = part.mask_a if key == "a" else part.mask_b
             other = part.mask_b if key == "a" else part.mask_a
-            front = np.zeros_like(own)
-            for j, q in enumerate(parts):
-                if rank[j] > rank[k]:
-                    front |= q.mask_a if key == "a" else q.mask_b
-            near = own & _drawn_line(key_image[key], seg) & (cv2.dilate(front.astype(np.uint8), kernel) > 0)
+            box = _box_of(own, pad)
+            near = np.zeros_like(own)
+            near[box] = own[box] & lines[key][box] & (cv2.dilate(front[key][k][box].astype(np.uint8), kernel) > 0)
             if not near.any():
                 cleaned.append(own)
                 continue
@@ -210,12 +231,11 @@ def occluder_lines(parts: list[Part], order: list[int], key_a: np.ndarray, key_b
             moved = np.rint(arcs.apply(pose, np.stack([xs, ys], axis=1).astype(float))).astype(int)
             h, w = own.shape
             inside = (moved[:, 0] >= 0) & (moved[:, 0] < w) & (moved[:, 1] >= 0) & (moved[:, 1] < h)
-            other_line = _drawn_line(key_image["b" if key == "a" else "a"], other_seg)
-            lined = cv2.dilate((other & other_line).astype(np.uint8), kernel) > 0
-            fill = other & ~other_line
+            other_line = other & lines[other_key]
+            lined = _grown(other_line, kernel, pad)
             mx, my = moved[inside, 0], moved[inside, 1]
             borrowed = np.zeros(len(xs), bool)
-            borrowed[inside] = fill[my, mx] & ~lined[my, mx]
+            borrowed[inside] = other[my, mx] & ~other_line[my, mx] & ~lined[my, mx]
             mask = own.copy()
             mask[ys[borrowed], xs[borrowed]] = False
             cleaned.append(mask)

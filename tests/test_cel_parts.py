@@ -53,3 +53,13 @@ def test_a_head_and_a_hand_of_one_skin_stay_apart(gain, monkeypatch):
     skin = {r.index for r in seg.regions if r.area > 80 and abs(r.colour[0] - 249) < 6 and abs(r.colour[1] - 194) < 8}
     assert len(skin) >= 2
     assert all(len(skin & set(p.regions_a)) <= 1 for p in result.parts)
+
+
+@pytest.mark.parametrize("start, end", [(95, -85), (-85, 95)])
+def test_a_limb_turning_half_a_circle_swings_through_the_bottom(start, end):
+    """Pointing one way in key A and the opposite way in key B, the arm could have gone either way
+    round: it swings down past the torso like a pendulum, not over the top."""
+    segment_ = CelInterpolator().prepare(art.arm_figure(start), art.arm_figure(end))
+    assert abs(art.limb_angle(segment_.inbetween(0.5), art.SHOULDER)) < 20
+    # a quarter of the way it is half way down from where it started (not up past the horizontal)
+    assert 25 < art.limb_angle(segment_.inbetween(0.25), art.SHOULDER) * np.sign(start) < 70

@@ -38,6 +38,8 @@ JOINT_TOLERANCE = 0.06
 #: Fit lost per radian a pose turns a part away from its whole figure's turn, when bones are weighed
 #: (for the largest part; smaller parts in proportion to their area: bodies carry the figure's turn).
 FIGURE_TURN_PRIOR = 0.05
+#: A jointed limb turning at least this far (radians) could have gone either way round.
+HANG_AMBIGUITY = math.radians(170)
 #: Ink within this many pixels of a part's fill is the part's outline.
 OUTLINE_REACH = 3
 #: A part is outlined when at least this share of the ring around its fill is ink.
@@ -394,6 +396,20 @@ def _place(part: Part, parent: Part | None, joint: np.ndarray | None, motion: Mo
     turn = motion.turn - parent_turn
     part.turn = (turn + math.pi) % (2 * math.pi) - math.pi if parent is not None or joint is not None else motion.turn
     part.pivot = joint if joint is not None else shape_of(part.mask_a).centroid
+    if joint is not None and abs(part.turn) >= HANG_AMBIGUITY:
+        part.turn = _through_the_bottom(part, joint, parent_turn)
+
+
+def _through_the_bottom(part: Part, joint: np.ndarray, parent_turn: float) -> float:
+    """Of the two ways round for a limb turning about half a circle, the one whose mid-swing hangs
+    lower: the keys cannot tell them apart, and a limb swings like a pendulum far more often than
+    it windmills over the top."""
+    ys, xs = np.nonzero(part.mask_a)
+    if not len(xs):
+        return part.turn
+    rest = math.atan2(ys.mean() - joint[1], xs.mean() - joint[0])  # image y points down
+    other = part.turn - math.copysign(2 * math.pi, part.turn)
+    return max((part.turn, other), key=lambda turn: math.sin(rest + (parent_turn + turn) / 2))
 
 
 def _skeleton(parts: list[Part], shapes: dict, world: np.ndarray, figure_turns: dict[int, float]) -> list[Part]:

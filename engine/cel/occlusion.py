@@ -5,7 +5,8 @@ Votes from both directions (A carried to B, B carried back to A) are counted per
 then painted back to front: a part goes behind every part that outvotes it; where the keys say
 nothing about a pair, a part takes its parent's place (a hand stays with its arm), and otherwise
 larger parts go behind smaller ones. Held scenery a part passes behind is found the same way
-and painted over the parts.
+and painted over the parts. The ink between a part and one in front of it is the front part's
+outline: it is left out of the cut-out of the part behind.
 """
 
 from __future__ import annotations

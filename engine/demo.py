@@ -60,8 +60,15 @@ def run_shot(shot: DemoShot, out_root: Path, settings: GenerationSettings) -> Pa
     exports.write_contact_sheet(frames, out_dir / f"{shot.folder}_contact.png", overwrite=True)
     exports.write_gif(frames, out_dir / f"{shot.folder}.gif", fps=shot.fps, overwrite=True)
     drawn = sum(1 for f in frames if f.kind == "inbetween")
-    print(f"  {shot.folder}: {drawn} in-betweens by {result.provenance['backend']} -> {out_dir}", file=sys.stderr)
+    print(f"  {shot.folder}: {drawn} in-betweens by {drawn_by(result.provenance)} -> {out_dir}", file=sys.stderr)
     return out_dir
+
+
+def drawn_by(provenance: dict) -> str:
+    """What drew a shot: the backend, or the method it handed the work to, and why."""
+    backend = provenance["backend"]
+    method = provenance.get("method", backend)
+    return backend if method == backend else f"{method} ({backend}: {provenance.get('fallback', 'handed on')})"
 
 
 def main(argv: list[str] | None = None) -> int:

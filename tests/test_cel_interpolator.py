@@ -9,6 +9,8 @@ import pytest
 
 from engine.api import EngineError
 from engine.cel.interpolator import CelInterpolator, NotCelArt
+from engine.demo import SAMPLES
+from engine.imaging import read_image
 from tests import cel_drawings as art
 
 
@@ -184,3 +186,28 @@ def test_a_body_is_not_flipped_end_for_end_by_its_joint():
             assert abs(math.degrees(part.motion.turn)) < 45, (part.index, part.area, math.degrees(part.motion.turn))
     truth = synthetic_cel.render(scene, taus[3])
     assert art.figure_iou(segment.inbetween(0.5), truth) > 0.62
+
+
+
+def test_a_squashing_ball_whose_stripes_turn_through_it_moves_as_one_figure():
+    """The bundled bouncing ball: its stripes change shape as it spins and squashes, so no stripe
+    moves as a rigid piece, but the whole ball does. It is drawn solid on its chord (never handed
+    to RIFE), and the cast shadow the landed ball covers stays on the ground and fades out."""
+    key_a, key_b = (read_image(SAMPLES / "bouncing_ball_alpha" / name) for name in ("key_a.png", "key_b.png"))
+    segment = CelInterpolator().prepare(key_a, key_b)
+    assert segment.report["matched_by"] == "figures"
+
+    def ball(image):  # (area, centre) of the opaque ball
+        ys, xs = np.nonzero(image[..., 3] > 200)
+        return len(xs), np.array([xs.mean(), ys.mean()])
+
+    def shadow(image):  # pixels of the half-transparent shadow below the ball's landing height
+        return int(((image[..., 3] > 20) & (image[..., 3] < 120))[340:].sum())
+
+    (area_a, centre_a), (_, centre_b) = ball(key_a), ball(key_b)
+    for tau in (0.25, 0.5, 0.75):
+        area, centre = ball(segment.inbetween(tau))
+        assert abs(area - area_a) < 0.05 * area_a  # solid, not a cross-fade of two half balls
+        assert np.linalg.norm(centre - (centre_a + tau * (centre_b - centre_a))) < 6
+    assert shadow(segment.inbetween(0.25)) > 0.9 * shadow(key_a)  # still on the ground, where it was
+    assert shadow(segment.inbetween(0.75)) < 0.1 * shadow(key_a)  # gone as the ball lands

@@ -56,6 +56,15 @@ def test_whole_figures_pair_up():
     assert sorted((tuple(x), tuple(y)) for x, y in figures) == sorted([((ra,), (rb,)), ((ga,), (gb,))])
 
 
+
+def test_a_figure_the_other_key_does_not_show_comes_back_unpaired():
+    a = scene([("disc", (60, 50), (220, 60, 60)), ("bar", (250, 110), (60, 200, 60))])
+    b = scene([("disc", (120, 70), (220, 60, 60))])
+    sa, sb = segment(a), segment(b)
+    ra, ga, rb = region_of(sa, 60, 50), region_of(sa, 250, 110), region_of(sb, 120, 70)
+    figures = match_figures(sa, sb, [ra, ga], [rb], 360.0)
+    assert sorted((tuple(x), tuple(y)) for x, y in figures) == sorted([((ra,), (rb,)), ((ga,), ())])
+
 def legs_and_shoes(legs):
     """Two legs of different paint, each with a shoe of one shared paint at its foot; `legs` gives
     each leg's (x of the hip, x of the foot)."""

@@ -179,7 +179,7 @@ def _matched_share(seg_a, seg_b, moving_a, moving_b, matches) -> float:
     or figure pairs (regions of A, regions of B)."""
     total = sum(seg_a.regions[i].area for i in moving_a) + sum(seg_b.regions[j].area for j in moving_b)
     if matches and isinstance(matches[0][0], list):
-        matched = sum(seg_a.regions[i].area for ra, _ in matches for i in ra)
+        matched = sum(seg_a.regions[i].area for ra, rb in matches if rb for i in ra)
         matched += sum(seg_b.regions[j].area for _, rb in matches for j in rb)
     else:
         matched = sum(seg_a.regions[i].area + seg_b.regions[j].area for i, j, _ in matches)
@@ -234,18 +234,26 @@ class CelInterpolator:
         diagonal = math.hypot(width, height)
         matches = match_regions(seg_a, seg_b, moving_a, moving_b, diagonal)
         cancel.check()
-        matched_by = "regions"
+
+        def by_figures() -> tuple[list, dict]:
+            groups = match_figures(seg_a, seg_b, moving_a, moving_b, diagonal)
+            parts = build_parts(key_a, key_b, seg_a, seg_b, groups, held_a, held_b, changed)
+            cancel.check()
+            return parts, self._confidence(seg_a, seg_b, moving_a, moving_b, groups, parts) | {"matched_by": "figures"}
+
         if _matched_share(seg_a, seg_b, moving_a, moving_b, matches) < self.config.min_matched_share:
             # regions that change too much to pair one by one: pair whole figures instead
-            groups = match_figures(seg_a, seg_b, moving_a, moving_b, diagonal)
-            matches = [(i, j, 0.0) for ra, rb in groups for i in ra for j in rb]
-            matched_by = "figures"
+            parts, report = by_figures()
         else:
             groups = group_regions(seg_a, seg_b, moving_a, moving_b, matches)
-        parts = build_parts(key_a, key_b, seg_a, seg_b, groups, held_a, held_b, changed)
-        cancel.check()
-        report = self._confidence(seg_a, seg_b, moving_a, moving_b, groups if matched_by == "figures" else matches, parts)
-        report["matched_by"] = matched_by
+            parts = build_parts(key_a, key_b, seg_a, seg_b, groups, held_a, held_b, changed)
+            cancel.check()
+            try:
+                report = self._confidence(seg_a, seg_b, moving_a, moving_b, matches, parts) | {"matched_by": "regions"}
+            except PartsUnmatched:
+                # the regions paired, but no rigid piece explains how they moved (stripes turning
+                # through a squashing ball): the whole figure may still move as one
+                parts, report = by_figures()
         mask_a = np.zeros((height, width), bool)
         mask_b = np.zeros((height, width), bool)
         for part in parts:

@@ -134,7 +134,8 @@ def match_figures(
     seg_a: Segmentation, seg_b: Segmentation, moving_a: list[int], moving_b: list[int], diagonal: float
 ) -> list[tuple[list[int], list[int]]]:
     """Whole figures of A paired with whole figures of B, for art whose regions change too much to
-    pair one by one (a rolling ball whose stripes turn through it): by area, mean colour and place."""
+    pair one by one (a rolling ball whose stripes turn through it): by area, mean colour and place.
+    A figure of A left unpaired comes back with no regions of B."""
     figs_a, figs_b = figures(seg_a, moving_a), figures(seg_b, moving_b)
     if not figs_a or not figs_b:
         return []
@@ -151,4 +152,7 @@ def match_figures(
                       + np.linalg.norm(pa - pb) / diagonal * 2.0
                       for ab, cb, pb in db] for aa, ca, pa in da])
     rows, cols = linear_sum_assignment(cost)
-    return [(figs_a[r], figs_b[c]) for r, c in zip(rows, cols) if cost[r, c] < UNMATCHED_COST]
+    pairs = [(figs_a[r], figs_b[c]) for r, c in zip(rows, cols) if cost[r, c] < UNMATCHED_COST]
+    paired = {id(ra) for ra, _ in pairs}
+    # a figure key B does not show (a cast shadow the landed ball covers) fades out where it was
+    return pairs + [(fig, []) for fig in figs_a if id(fig) not in paired]

@@ -283,6 +283,18 @@ def _paint(seg: Segmentation, regions: list[int]) -> np.ndarray:
     return (np.stack([seg.regions[i].colour for i in regions]) * areas[:, None]).sum(0) / areas.sum()
 
 
+def _within_reach(seg: Segmentation, p: Part, q: Part) -> bool:
+    """Whether two parts lie close enough in key A to be pieces of one cut by a limb across it: their
+    boxes come within the smaller part's size of each other."""
+    def box(part):
+        boxes = np.array([seg.regions[i].bbox for i in part.regions_a])
+        return boxes[:, :2].min(axis=0), boxes[:, 2:].max(axis=0)
+
+    (p0, p1), (q0, q1) = box(p), box(q)
+    gap = np.maximum(np.maximum(q0 - p1, p0 - q1), 0)
+    return float(np.hypot(*gap)) <= math.sqrt(min(p.area, q.area))
+
+
 def _join_cut_pieces(parts: list[Part], seg_a: Segmentation, shapes: dict, shapes_of, turn_of: dict[int, float]) -> list[Part]:
     """Join two parts of one paint that one pose carries together better than each goes alone.
 
@@ -293,11 +305,17 @@ def _join_cut_pieces(parts: list[Part], seg_a: Segmentation, shapes: dict, shape
     def hiding(pair: tuple) -> tuple:
         return tuple(replace(shape, hiding=1.0) for shape in pair)
 
+    tried: set[tuple] = set()
     joined = True
     while joined:
         joined = False
         for p, q in [(p, q) for p in parts for q in parts if p.index < q.index and p.regions_b and q.regions_b
-                     and _same_paint(_paint(seg_a, p.regions_a), _paint(seg_a, q.regions_a))]:
+                     and _same_paint(_paint(seg_a, p.regions_a), _paint(seg_a, q.regions_a))
+                     and _within_reach(seg_a, p, q)]:
+            key = (tuple(p.regions_a), tuple(q.regions_a))
+            if key in tried:
+                continue
+            tried.add(key)
             apart = (p.area * overlap_score(p.motion.pose, *hiding(shapes[p.index]))
                      + q.area * overlap_score(q.motion.pose, *hiding(shapes[q.index]))) / (p.area + q.area)
             union = Part(p.index, p.regions_a + q.regions_a, p.regions_b + q.regions_b, p.mask_a | q.mask_a, p.mask_b | q.mask_b)

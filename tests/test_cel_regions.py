@@ -46,3 +46,20 @@ def test_noise_is_not_flat():
     noise = rng.integers(0, 256, (60, 80, 4), dtype=np.uint8)
     noise[..., 3] = 255
     assert segment(noise).flat_fraction < 0.2
+
+
+def test_a_thin_gap_reads_as_its_paint_not_its_edges():
+    """A narrow gap of backdrop between two inked shapes is mostly anti-aliased edge; its paint is
+    still the backdrop's (a darker mean would stop it from being recognised as backdrop)."""
+    key = art.canvas()
+    # two inked bars with a gap a few pixels wide between them, closed by a bar across each end
+    for x0, y0, x1, y1 in ((60, 30, 66, 110), (74, 30, 80, 110), (55, 24, 85, 34), (55, 106, 85, 116)):
+        mask = np.zeros(key.shape[:2], np.uint8)
+        mask[y0:y1, x0:x1] = 255
+        art.paint(key, mask, art.LIMB)
+    seg = segment(key)
+    gap = seg.labels[70, 70]
+    assert gap >= 0 and gap != seg.labels[5, 5], "the gap should be a region of its own"
+    edge_mean = key[seg.labels == gap, :3].astype(float).mean(axis=0)
+    assert np.abs(edge_mean - art.BACKDROP[:3]).max() > 12, "the gap's pixels should be darkened by the ink beside them"
+    assert np.abs(seg.regions[gap].colour[:3] - art.BACKDROP[:3]).max() <= 2

@@ -44,6 +44,11 @@ HANG_AMBIGUITY = math.radians(170)
 OUTLINE_REACH = 3
 #: A part is outlined when at least this share of the ring around its fill is ink.
 INKED_OUTLINE = 0.25
+#: A part whose shown area changes between the keys by at least this much more (|log| of the ratio)
+#: than a neighbour's is covered by that neighbour ...
+COVERED_CHANGE = 0.15
+#: ... and its ink within this many pixels of the neighbour is the neighbour's outline.
+COVER_LINE_REACH = 2
 #: Unclaimed changed pixels this close to a part belong to it.
 ORPHAN_REACH = 16
 
@@ -262,9 +267,12 @@ def build_parts(
     # a part may hide behind other parts and behind held scenery (a post), not behind the backdrop
     scenery_a = np.isin(seg_a.labels, [r.index for r in seg_a.regions if held_a[r.index] and not r.touches_border])
     scenery_b = np.isin(seg_b.labels, [r.index for r in seg_b.regions if held_b[r.index] and not r.touches_border])
-    def shapes_of(part: Part) -> tuple:
-        return (shape_of(part.mask_a, part.index, (figure_a | scenery_a) & ~part.mask_a, seg_a.ink),
-                shape_of(part.mask_b, part.index, (figure_b | scenery_b) & ~part.mask_b, seg_b.ink))
+    covered_a, covered_b = _covered_lines(parts, "a"), _covered_lines(parts, "b")
+
+    def shapes_of(part: Part, own_lines: bool = False) -> tuple:
+        ink_a, ink_b = (seg_a.ink & ~covered_a, seg_b.ink & ~covered_b) if own_lines else (seg_a.ink, seg_b.ink)
+        return (shape_of(part.mask_a, part.index, (figure_a | scenery_a) & ~part.mask_a, ink_a),
+                shape_of(part.mask_b, part.index, (figure_b | scenery_b) & ~part.mask_b, ink_b))
 
     shapes = {}
     for part in parts:
@@ -276,6 +284,24 @@ def build_parts(
     parts = _join_cut_pieces(parts, seg_a, shapes, shapes_of, turn_of)
     # a part hinges on held cels (a body, a neck), not on the backdrop that surrounds everything
     return _skeleton(parts, shapes, scenery_a, turn_of)
+
+
+def _covered_lines(parts: list[Part], key: str) -> np.ndarray:
+    """Ink of key `key` that a part shares with a neighbour covering it: the neighbour's outline,
+    which moves with the neighbour and says nothing of the covered part's pose. The part shown
+    alike in both keys is the one in front (a sleeve lies whole across a torso whose visible
+    piece changes); where both are shown alike (a hand on its forearm) the line stays with both."""
+    covered = np.zeros(parts[0].mask_a.shape, bool) if parts else np.zeros((0, 0), bool)
+    matched = [p for p in parts if p.regions_b and p.mask_a.any() and p.mask_b.any()]
+    change = {p.index: abs(math.log(p.mask_a.sum() / p.mask_b.sum())) for p in matched}
+    near = np.ones((2 * COVER_LINE_REACH + 1,) * 2, np.uint8)
+    for behind in matched:
+        mask = behind.mask_a if key == "a" else behind.mask_b
+        for front in matched:
+            if change[behind.index] - change[front.index] >= COVERED_CHANGE:
+                front_mask = front.mask_a if key == "a" else front.mask_b
+                covered |= mask & (cv2.dilate(front_mask.astype(np.uint8), near) > 0)
+    return covered
 
 
 def _paint(seg: Segmentation, regions: list[int]) -> np.ndarray:
@@ -316,10 +342,10 @@ def _join_cut_pieces(parts: list[Part], seg_a: Segmentation, shapes: dict, shape
             if key in tried:
                 continue
             tried.add(key)
-            apart = (p.area * overlap_score(p.motion.pose, *hiding(shapes[p.index]))
-                     + q.area * overlap_score(q.motion.pose, *hiding(shapes[q.index]))) / (p.area + q.area)
+            apart = (p.area * overlap_score(p.motion.pose, *hiding(shapes_of(p, own_lines=True)))
+                     + q.area * overlap_score(q.motion.pose, *hiding(shapes_of(q, own_lines=True)))) / (p.area + q.area)
             union = Part(p.index, p.regions_a + q.regions_a, p.regions_b + q.regions_b, p.mask_a | q.mask_a, p.mask_b | q.mask_b)
-            pair = shapes_of(union)
+            pair = shapes_of(union, own_lines=True)
             together = fit_free(*hiding(pair), prior_turn=turn_of[p.index])
             if together.score >= apart + JOIN_GAIN:
                 union.motion = Motion(together.pose, together.turn, float(overlap_score(together.pose, *pair)))

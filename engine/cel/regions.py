@@ -32,7 +32,7 @@ MIN_REGION_AREA = 4
 @dataclass
 class Region:
     index: int
-    colour: np.ndarray  # RGBA float, the region's median colour
+    colour: np.ndarray  # RGBA float, the region's paint: the mean of its flat pixels
     area: int
     centroid: np.ndarray  # (x, y)
     bbox: tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive)
@@ -96,9 +96,10 @@ def segment(image: np.ndarray) -> Segmentation:
                 labels[comp == c] = next_label
                 next_label += 1
     flat_fraction = float((labels >= 0).mean())
+    core = labels >= 0
     owner = nearest_labels(labels)
     labels = np.where(ink, -1, owner)
-    regions = describe_regions(image, labels)
+    regions = describe_regions(image, labels, core)
     return Segmentation(labels=labels, owner=owner, ink=ink, regions=regions, flat_fraction=flat_fraction)
 
 
@@ -113,7 +114,10 @@ def nearest_labels(labels: np.ndarray) -> np.ndarray:
     return labels.ravel()[seeds][nearest.ravel() - 1].reshape(labels.shape)
 
 
-def describe_regions(image: np.ndarray, labels: np.ndarray) -> list[Region]:
+def describe_regions(image: np.ndarray, labels: np.ndarray, core: np.ndarray | None = None) -> list[Region]:
+    """Each region's area, centroid and box over all its pixels, and its paint over its `core`
+    (the flat pixels, not the anti-aliased edge mixed with the ink beside it: a thin gap of sky
+    between two limbs is mostly edge, and its mean would read darker than the sky)."""
     h, w = labels.shape
     count = int(labels.max()) + 1 if labels.size and labels.max() >= 0 else 0
     flat_labels = labels.ravel()
@@ -125,6 +129,13 @@ def describe_regions(image: np.ndarray, labels: np.ndarray) -> list[Region]:
     sy = np.bincount(idx, weights=ys, minlength=count)
     pixels = image.reshape(-1, 4)[valid].astype(np.float64)
     colour_sum = np.stack([np.bincount(idx, weights=pixels[:, c], minlength=count) for c in range(4)], axis=1)
+    colour_count = area.astype(np.float64)
+    if core is not None:
+        flat = core.ravel()[valid]
+        flat_sum = np.stack([np.bincount(idx[flat], weights=pixels[flat, c], minlength=count) for c in range(4)], axis=1)
+        flat_count = np.bincount(idx[flat], minlength=count).astype(np.float64)
+        has_core = flat_count > 0
+        colour_sum[has_core], colour_count[has_core] = flat_sum[has_core], flat_count[has_core]
     regions = []
     order = np.argsort(idx, kind="stable")
     bounds = np.concatenate([[0], np.cumsum(area)])
@@ -136,7 +147,7 @@ def describe_regions(image: np.ndarray, labels: np.ndarray) -> list[Region]:
         rx, ry = xs[sel], ys[sel]
         x0, y0, x1, y1 = int(rx.min()), int(ry.min()), int(rx.max()) + 1, int(ry.max()) + 1
         regions.append(Region(
-            index=i, colour=colour_sum[i] / area[i], area=int(area[i]),
+            index=i, colour=colour_sum[i] / colour_count[i], area=int(area[i]),
             centroid=np.array([sx[i] / area[i], sy[i] / area[i]]), bbox=(x0, y0, x1, y1),
             touches_border=x0 == 0 or y0 == 0 or x1 == w or y1 == h,
         ))

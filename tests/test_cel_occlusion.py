@@ -32,6 +32,22 @@ def test_part_that_hides_another_is_painted_after_it():
 
 
 
+
+def test_a_pose_a_pixel_or_two_off_is_no_evidence_of_cover():
+    """A glove shown whole in both keys, beside a leg: its fitted pose is two pixels off, so its
+    edge lands on the leg in the other key. That is the fit's slack, not the leg covering the glove
+    (it put a walking kid's far leg in front of the hand that crosses it)."""
+    shape = (120, 200)
+    leg = np.zeros(shape, np.uint8)
+    cv2.rectangle(leg, (60, 20), (100, 110), 255, -1)
+    glove_a, glove_b = np.zeros(shape, np.uint8), np.zeros(shape, np.uint8)
+    cv2.circle(glove_a, (47, 50), 12, 255, -1)
+    cv2.circle(glove_b, (47, 75), 12, 255, -1)
+    slack = arcs.pose(np.eye(2), np.zeros(2), np.array([2.0, 25.0]))  # the truth is (0, 25)
+    legs = Part(0, [0], [0], leg > 0, leg > 0, Motion(np.eye(3), 0.0, 1.0))
+    glove = Part(1, [1], [1], glove_a > 0, glove_b > 0, Motion(slack, 0.0, 0.9))
+    assert paint_order([legs, glove]) == [0, 1]  # nothing says otherwise: the larger part goes behind
+
 def test_a_hand_stays_behind_the_head_its_arm_passes_behind():
     """Key B shows the sleeve passing behind the head; the hand on the sleeve meets the head in
     neither key, yet it sweeps past it: it keeps its arm's depth instead of jumping in front."""

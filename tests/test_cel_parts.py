@@ -80,3 +80,18 @@ def test_a_torso_a_sleeve_lies_across_turns_with_its_figure():
     holding = [p for p in result.parts if shirt & set(p.regions_a)]
     assert len(holding) == 1, "the shirt's pieces should be one part"
     assert abs(np.degrees(holding[0].motion.turn) - tilt) < 8
+
+
+def test_parts_touching_at_a_corner_are_not_one_tone():
+    """Walking past the tree, the far hand meets the near knee at a corner, through a speck of sky
+    too small to be a region: two paints that touch for a pixel or two without ink between are not
+    a fill and its shadow, and joined they fit no pose (the legs tore apart in the in-betweens)."""
+    scene = synthetic_cel.build("occlusion", 0)
+    frames = [synthetic_cel.render(scene, t) for t in (0.0, 1.0)]
+    keys = [np.dstack([f.image, np.full(f.image.shape[:2], 255, np.uint8)]) for f in frames]
+    result = CelInterpolator().prepare(*keys)
+    seg = segment(keys[0])
+    for part in result.parts:
+        colours = np.array([seg.regions[i].colour[:3] for i in part.regions_a])
+        spread = np.abs(colours[:, None] - colours[None]).max() if len(colours) else 0.0
+        assert spread <= 40, f"part {part.index} holds regions of different paints: {colours.round().tolist()}"

@@ -11,6 +11,8 @@ outline: it is left out of the cut-out of the part behind.
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -18,6 +20,10 @@ from . import arcs
 from .parts import Part
 from .regions import Segmentation
 
+#: A part whose shown area differs between the keys by at most this (|log| of the ratio) is shown
+#: alike: its points landing within VOTE_MARGIN pixels of it in the other key count as seen.
+ALIKE_SHOWN = 0.1
+VOTE_MARGIN = 2
 #: Sampled points a pair needs before its vote counts.
 MIN_VOTES = 4
 #: A held region is in front of the parts when at least FRONT_VOTES points of a part land on it in
@@ -52,6 +58,11 @@ def _landings(part: Part, key: str) -> tuple[np.ndarray, np.ndarray]:
     return moved, own[moved[:, 1], moved[:, 0]]
 
 
+def _shown_alike(part: Part) -> bool:
+    shown_a, shown_b = int(part.mask_a.sum()), int(part.mask_b.sum())
+    return min(shown_a, shown_b) > 0 and abs(math.log(shown_a / shown_b)) <= ALIKE_SHOWN
+
+
 def _votes(parts: list[Part], key: str) -> np.ndarray:
     """votes[i, j]: points of part i that, carried to the other key, land on part j there."""
     n = len(parts)
@@ -66,6 +77,12 @@ def _votes(parts: list[Part], key: str) -> np.ndarray:
         if not part.regions_b:
             continue
         landed, seen = _landings(part, key)
+        if _shown_alike(part):
+            # a part both keys show whole cannot be hiding in either: its points that miss it by a
+            # pixel or two, grazing a neighbour, are its pose's slack, not that neighbour covering it
+            shown = cv2.dilate((part.mask_b if key == "a" else part.mask_a).astype(np.uint8),
+                               np.ones((2 * VOTE_MARGIN + 1,) * 2, np.uint8)) > 0
+            seen = seen | shown[landed[:, 1], landed[:, 0]]
         cover = owner[landed[~seen, 1], landed[~seen, 0]]
         cover = cover[(cover >= 0) & (cover != i)]
         np.add.at(votes[i], cover, 1)

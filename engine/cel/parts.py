@@ -24,8 +24,12 @@ from .motion import BIG_TURN_MARGIN, Motion, fit_free, fit_jointed, fit_near, ov
 from .regions import Segmentation, adjacency
 
 #: Two touching regions are one part (a fill and its shadow tone) when at most this share of the
-#: boundary between them is ink.
+#: boundary between them is ink ...
 TONE_INK_SHARE = 0.2
+#: ... along a boundary at least this share of the smaller region's size (sqrt of its area) long: a
+#: tone lies along its fill, while two parts that only touch at a corner (a hand at a knee, through a
+#: speck of backdrop too small to be a region) meet for a pixel or two.
+TONE_CONTACT = 0.6
 #: A leftover region rides with a part painted within this colour distance (RGBA, 0-255) of it.
 SAME_PAINT = 20.0
 #: Two parts of one paint become one when one pose fits them together by at least this much better
@@ -178,7 +182,8 @@ def group_regions(
     union = _Union(moving_a)
     adj_a = adjacency(seg_a)
     for (i, j), (length, ink) in adj_a.items():
-        if i in moving_set and j in moving_set and length >= 3 and ink <= TONE_INK_SHARE:
+        if (i in moving_set and j in moving_set and ink <= TONE_INK_SHARE
+                and length >= max(3.0, TONE_CONTACT * math.sqrt(min(seg_a.regions[i].area, seg_a.regions[j].area)))):
             union.join(i, j)
     groups: dict[int, list[int]] = {}
     for i in moving_a:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from engine.cel import arcs
-from engine.cel.motion import _refine, fit_free, fit_jointed, shape_of
+from engine.cel.motion import _refine, fit_free, fit_hinged, fit_jointed, shape_of
 
 
 def l_shape(angle_deg: float, centre=(100.0, 80.0), shape=(200, 240)) -> np.ndarray:
@@ -41,6 +41,21 @@ def test_jointed_fit_turns_about_the_joint():
     assert math.degrees(motion.turn) == pytest.approx(120.0, abs=2.0)
     assert arcs.apply(motion.pose, joint[None])[0] == pytest.approx(joint, abs=1.5)
 
+
+
+def test_of_several_candidate_joints_the_one_it_turned_about_wins():
+    """Candidate joints are swept together and only the most promising refined: the joint the part
+    really turned about must survive that cut, with its turn."""
+    joint = np.array([70.0, 60.0])
+    a = shape_of(l_shape(0.0))
+    m = arcs.pose(arcs.rotation(math.radians(-75)), joint, joint)
+    b = shape_of(cv2.warpAffine(a.mask.astype(np.uint8), m[:2], (240, 200), flags=cv2.INTER_NEAREST) > 0)
+    decoys = [np.array([130.0, 80.0]), np.array([100.0, 115.0]), np.array([85.0, 40.0])]
+    candidates = [*decoys[:2], joint, decoys[2]]
+    k, motion = fit_hinged(a, b, candidates, candidates)
+    assert k == 2
+    assert math.degrees(motion.turn) == pytest.approx(-75.0, abs=2.0)
+    assert motion.score == pytest.approx(fit_jointed(a, b, joint, joint).score, abs=1e-6)
 
 def test_squash_is_fitted_as_an_affine_pose():
     a = np.zeros((200, 240), np.uint8)

@@ -39,6 +39,8 @@ JOINT_TURN_PRIOR = 0.03
 BIG_TURN_MARGIN = 0.06
 #: A key showing a part a share s smaller than the other key may hide up to HIDING_GAIN * s of it.
 HIDING_GAIN = 3.0
+#: Of a part's candidate joints, this many (those whose coarse sweeps fit best) are refined.
+HINGES_REFINED = 2
 #: An affine (squash and stretch) pose replaces the similarity only when it scores this much better.
 AFFINE_GAIN = 0.03
 
@@ -294,10 +296,28 @@ def fit_jointed(a: Shape, b: Shape, joint_a: np.ndarray, joint_b: np.ndarray, pr
 
     `prior_turn` is the parent's turn: between turns that fit alike (a limb that looks the same end
     for end) the one that bends the joint least wins."""
+    return fit_hinged(a, b, [joint_a], [joint_b], prior_turn)[1]
+
+
+def fit_hinged(a: Shape, b: Shape, joints_a: list[np.ndarray], joints_b: list[np.ndarray], prior_turn: float = 0.0,
+               refined: int = HINGES_REFINED) -> tuple[int, Motion]:
+    """The best of several candidate joints (index, pose): every joint's coarse sweep of turns is
+    scored in one batch, and only the `refined` joints whose sweeps fit best are refined (a joint
+    placed badly fits badly at every turn, and refining it is most of the cost)."""
     turns = [_wrap(math.radians(d)) for d in np.arange(-180.0, 180.0, COARSE_STEP / 2)]
-    candidates = np.stack([_similarity(t, 1.0, joint_a, joint_b) for t in turns])
-    scores = overlap_score(candidates, a, b) - _turn_penalty(turns, prior_turn, JOINT_TURN_PRIOR)
-    start = turns[int(np.argmax(scores))]
+    candidates = np.stack([_similarity(t, 1.0, ja, jb) for ja, jb in zip(joints_a, joints_b) for t in turns])
+    penalty = _turn_penalty(turns, prior_turn, JOINT_TURN_PRIOR)
+    scores = overlap_score(candidates, a, b).reshape(len(joints_a), len(turns)) - penalty[None]
+    ranked = np.argsort(-scores.max(axis=1), kind="stable")[:refined]
+    best: tuple[int, Motion] | None = None
+    for k in ranked:
+        motion = _refine_jointed(a, b, joints_a[k], joints_b[k], turns[int(np.argmax(scores[k]))], prior_turn)
+        if best is None or motion.score > best[1].score:
+            best = (int(k), motion)
+    return best
+
+
+def _refine_jointed(a: Shape, b: Shape, joint_a: np.ndarray, joint_b: np.ndarray, start: float, prior_turn: float) -> Motion:
     slip = max(2.0, 0.1 * a.size)
 
     def score(trials: np.ndarray) -> np.ndarray:

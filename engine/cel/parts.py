@@ -20,7 +20,7 @@ import numpy as np
 
 from . import arcs
 from .matching import figures
-from .motion import BIG_TURN_MARGIN, Motion, fit_free, fit_jointed, fit_near, overlap_score, shape_of
+from .motion import BIG_TURN_MARGIN, Motion, fit_free, fit_hinged, fit_near, overlap_score, shape_of
 from .regions import Segmentation, adjacency
 
 #: Two touching regions are one part (a fill and its shadow tone) when at most this share of the
@@ -412,13 +412,11 @@ def _hinge(part: Part, parent: Part | None, contact: np.ndarray, shapes: dict, f
     flipped = relative @ arcs.pose(arcs.rotation(math.pi), a.centroid, a.centroid)
     candidates = [_joint_on_contact(relative, contact, size), _joint_on_contact(flipped, contact, size)]
     candidates += _contact_points(contact)
-    best = None
-    for joint in (c for c in candidates if c is not None):
-        hinged = fit_jointed(a, b, joint, arcs.apply(parent_pose, joint[None])[0], prior_turn=parent_turn)
-        if best is None or hinged.score > best[1].score:
-            best = (joint, hinged)
-    if best is None:
+    joints = [c for c in candidates if c is not None]
+    if not joints:
         return _Hinge(-1.0, int(contact.sum()), None, part.motion)
+    k, hinged = fit_hinged(a, b, joints, [arcs.apply(parent_pose, j[None])[0] for j in joints], prior_turn=parent_turn)
+    best = (joints[k], hinged)
 
     def believed(motion: Motion) -> float:
         return motion.score - FIGURE_TURN_PRIOR * weight * _apart(motion.turn, figure_turn)

@@ -211,3 +211,32 @@ def test_a_squashing_ball_whose_stripes_turn_through_it_moves_as_one_figure():
         assert np.linalg.norm(centre - (centre_a + tau * (centre_b - centre_a))) < 6
     assert shadow(segment.inbetween(0.25)) > 0.9 * shadow(key_a)  # still on the ground, where it was
     assert shadow(segment.inbetween(0.75)) < 0.1 * shadow(key_a)  # gone as the ball lands
+
+
+def _far_sleeve_figure(shift: int, sleeve: bool) -> np.ndarray:
+    """The arm figure, and in key A a far sleeve sticking out behind the torso's back."""
+    image = art.canvas()
+    if sleeve:
+        art.paint(image, art.capsule(image.shape[:2], (85.0 + shift, 70.0), -90.0, 30.0, 6), art.FOREARM)
+    art.paint(image, art.torso_mask(image.shape[:2], shift), art.TORSO)
+    art.paint(image, art.capsule(image.shape[:2], (art.SHOULDER[0] + shift, art.SHOULDER[1]), 30.0, art.ARM_LENGTH, 7), art.LIMB)
+    return image
+
+
+def test_a_part_key_b_hides_slides_behind_its_parent_as_it_fades():
+    """Key B hides the far sleeve behind the torso: in between it slides in behind the torso while
+    it fades, instead of hanging beside it, and it is never painted over the torso."""
+    segment = CelInterpolator().prepare(_far_sleeve_figure(0, True), _far_sleeve_figure(20, False))
+    assert segment.report["tucked_parts"] == 1
+
+    def sleeve_beside_and_over(tau):
+        image = segment.inbetween(tau)
+        torso = art.torso_mask(image.shape[:2], round(20 * tau)) > 0
+        sleeve = art.colour_mask(image, art.FOREARM, tolerance=12)
+        return int((sleeve & ~torso).sum()), int((sleeve & cv2.erode(torso.astype(np.uint8), np.ones((5, 5))).astype(bool)).sum())
+
+    start, quarter, half = (sleeve_beside_and_over(t) for t in (0.02, 0.25, 0.5))
+    assert start[0] > 60, "the sleeve shows beside the torso at first"
+    assert quarter[0] < 0.8 * start[0], "a quarter of the way, it has begun to slide in"
+    assert half[0] < 0.25 * start[0]
+    assert start[1] == quarter[1] == half[1] == 0, "the sleeve is behind the torso"

@@ -32,9 +32,11 @@ from .occlusion import held_in_front, occluder_lines, paint_order
 from .parts import Part, build_parts, group_regions
 from .paths import KeyPath, figure_paths, free_figures
 from .regions import Segmentation, segment
-from .render import CutOut, Residual, cut_out, measure_residual, mix_weight, paint_part, premultiplied, straight, unmix_edge
+from .render import MIX_WINDOW, CutOut, Residual, cut_out, measure_residual, mix_weight, paint_part, premultiplied, straight, unmix_edge
 from .sketch_pose import SketchLines, fit_to_sketch
 
+#: A part only key A shows counts as lying within its parent when this share of it does.
+TUCK_INSIDE = 0.5
 #: The residual flow that aligns a part's two cut-outs may move pixels at most this share of the
 #: part's size (sqrt of its area); more is not a correction but a different drawing.
 RESIDUAL_LIMIT = 0.25
@@ -84,6 +86,7 @@ class CelSegment:
     report: dict = field(default_factory=dict)
     paths: dict[int, KeyPath] = field(default_factory=dict)  # free figures' arcs through the keys
     grounds: dict[int, Ground] = field(default_factory=dict)  # free figures' surfaces they stand on
+    tucks: dict[int, np.ndarray] = field(default_factory=dict)  # parts key B hides: the way behind their parent
 
     def poses(self, tau: float) -> list[np.ndarray]:
         """Each part's pose at tau: key A's coordinates -> the in-between's."""
@@ -94,6 +97,8 @@ class CelSegment:
             if k in self.paths:
                 parent = arcs.pose(np.eye(2), np.zeros(2), self.paths[k].offset(tau))
             posed = parent @ _relative_at(self.knots[k], part.pivot, tau)
+            if k in self.tucks:
+                posed = posed @ arcs.pose(np.eye(2), np.zeros(2), _tucked(tau) * self.tucks[k])
             if k in self.grounds and k not in self.paths:
                 posed = arcs.pose(np.eye(2), np.zeros(2), np.array([0.0, self.grounds[k].lift(posed, tau)])) @ posed
             out.append(posed)
@@ -163,6 +168,32 @@ def _grounds(plate: np.ndarray, parts: list[Part], knots: list[list[Knot]]) -> d
         if ground is not None:
             grounds[k] = ground
     return grounds
+
+
+def _tucked(tau: float) -> float:
+    """How far a part key B hides has gone behind its parent at tau: all the way by the time the
+    mix has faded it out."""
+    return float(np.clip(tau / MIX_WINDOW[1], 0.0, 1.0))
+
+
+def tucks(parts: list[Part]) -> dict[int, np.ndarray]:
+    """For each part only key A shows that sticks out of its parent there (a far sleeve key B hides
+    behind the body), the move in key A's coordinates that puts it behind the parent: it slides
+    there as it fades, instead of hanging in the air beside the parent while it fades. A part that
+    lies within its parent (an eye that shuts) stays where it is."""
+    at = {p.index: k for k, p in enumerate(parts)}
+    out = {}
+    for k, part in enumerate(parts):
+        if part.regions_b or part.parent is None or not part.mask_a.any():
+            continue
+        parent = parts[at[part.parent]].mask_a
+        filled = cv2.morphologyEx(parent.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((9, 9), np.uint8)) > 0
+        if (part.mask_a & filled).sum() >= TUCK_INSIDE * part.mask_a.sum():
+            continue
+        ys, xs = np.nonzero(part.mask_a)
+        py, px = np.nonzero(parent)
+        out[k] = np.array([px.mean() - xs.mean(), py.mean() - ys.mean()])
+    return out
 
 
 def _relative_at(knots: list[Knot], pivot: np.ndarray, tau: float) -> np.ndarray:
@@ -262,6 +293,10 @@ class CelInterpolator:
         plate, unseen = background_plate(key_a, key_b, _with_fringe(mask_a, changed), _with_fringe(mask_b, changed))
         report["inpainted_pixels"] = int(unseen.sum())
         order = paint_order(parts)
+        tucked = tucks(parts)
+        for k in tucked:  # behind the parent it slides behind
+            order.remove(k)
+            order.insert(order.index(parts[k].parent), k)
         front = held_in_front(parts, seg_a, seg_b, held_a, held_b)
         report["held_in_front_pixels"] = int(front.sum())
         plate_premult = premultiplied(plate)
@@ -280,8 +315,9 @@ class CelInterpolator:
             report["sketches"] = self._fit_sketches(parts, knots, sketches, (height, width), cancel)
         grounds = _grounds(plate, parts, knots)
         report["figures_on_ground"] = len(grounds)
+        report["tucked_parts"] = len(tucked)
         return CelSegment(height, width, plate, plate_premult, parts, order, cuts, knots, residuals, front, report,
-                          grounds=grounds)
+                          grounds=grounds, tucks=tucked)
 
     def _confidence(self, seg_a, seg_b, moving_a, moving_b, matches, parts) -> dict:
         area_a = sum(seg_a.regions[i].area for i in moving_a)

@@ -48,6 +48,9 @@ HANG_AMBIGUITY = math.radians(170)
 OUTLINE_REACH = 3
 #: A part is outlined when at least this share of the ring around its fill is ink.
 INKED_OUTLINE = 0.25
+#: A leftover region of key A smaller than this share of the part it touches most is an appendage
+#: key B hides (a far sleeve behind the body): a part of its own, not a passenger of that part.
+APPENDAGE_SHARE = 0.3
 #: A part whose shown area changes between the keys by at least this much more (|log| of the ratio)
 #: than a neighbour's is covered by that neighbour ...
 COVERED_CHANGE = 0.15
@@ -150,9 +153,11 @@ def _same_paint(colour_a: np.ndarray, colour_b: np.ndarray) -> bool:
 
 
 def _adopt_leftover(seg: Segmentation, leftover: list[int], owners: dict[int, int],
-                    adjacent: dict[tuple[int, int], tuple[int, float]], reach: float) -> int | None:
+                    adjacent: dict[tuple[int, int], tuple[int, float]], reach: float,
+                    same_paint_only: bool = False) -> int | None:
     """The part a leftover region (or group) of one key rides with: a part holding a region of the
-    same paint nearby (one region cut in two by a limb lying across it), else the part it touches most."""
+    same paint nearby (one region cut in two by a limb lying across it), else (unless
+    `same_paint_only`) the part it touches most."""
     colour = np.mean([seg.regions[i].colour for i in leftover], axis=0)
     centre = np.mean([seg.regions[i].centroid for i in leftover], axis=0)
     best, best_distance = None, reach
@@ -161,7 +166,7 @@ def _adopt_leftover(seg: Segmentation, leftover: list[int], owners: dict[int, in
             distance = float(np.linalg.norm(seg.regions[region].centroid - centre))
             if distance < best_distance:
                 best, best_distance = part, distance
-    if best is not None:
+    if best is not None or same_paint_only:
         return best
     best_len = 0
     for (i, j), (length, _) in adjacent.items():
@@ -190,12 +195,22 @@ def group_regions(
         groups.setdefault(union.find(i), []).append(i)
     reach = 0.25 * math.hypot(*seg_a.labels.shape)
     owners = {m: g for g, members in groups.items() for m in members if any(x in pair_of for x in members)}
+    # a leftover of key A rides with a part of its paint, else with the part it touches most; but
+    # a small one of another paint (a far sleeve key B hides behind the body) is a part of its own,
+    # which key B does not show, while a large one (a body key B hides but for a hand) rides along
+    def area(regions: list[int]) -> int:
+        return sum(seg_a.regions[i].area for i in regions)
+
     for g in [g for g, members in groups.items() if not any(m in pair_of for m in members)]:
-        host = _adopt_leftover(seg_a, groups[g], owners, adj_a, reach)
+        host = _adopt_leftover(seg_a, groups[g], owners, adj_a, reach, same_paint_only=True)
+        if host is None:
+            host = _adopt_leftover(seg_a, groups[g], owners, adj_a, reach)
+            if host is not None and area(groups[g]) < APPENDAGE_SHARE * area(groups[host]):
+                continue
         if host is not None:
             groups[host].extend(groups.pop(g))
     parts = [(members, [pair_of[m] for m in members if m in pair_of]) for members in groups.values()]
-    # B's leftover moving regions ride with a part of B the same way
+    # B's leftover moving regions ride with a part of B: of their paint, else the one they touch most
     part_of_b = {j: k for k, (_, rb) in enumerate(parts) for j in rb}
     adj_b = adjacency(seg_b)
     leftovers = [j for j in moving_b if j not in part_of_b]

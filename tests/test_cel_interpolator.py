@@ -240,3 +240,20 @@ def test_a_part_key_b_hides_slides_behind_its_parent_as_it_fades():
     assert quarter[0] < 0.8 * start[0], "a quarter of the way, it has begun to slide in"
     assert half[0] < 0.25 * start[0]
     assert start[1] == quarter[1] == half[1] == 0, "the sleeve is behind the torso"
+
+
+
+def test_a_part_key_a_hides_slides_out_from_behind_its_parent_as_it_appears():
+    """The same the other way round: key A hides the sleeve, key B shows it; it comes out from
+    behind the torso as it appears instead of fading in where key B has it."""
+    segment = CelInterpolator().prepare(_far_sleeve_figure(0, False), _far_sleeve_figure(20, True))
+    assert segment.report["tucked_parts"] == 1
+
+    def sleeve_beside(tau):
+        image = segment.inbetween(tau)
+        torso = art.torso_mask(image.shape[:2], round(20 * tau)) > 0
+        return int((art.colour_mask(image, art.FOREARM, tolerance=12) & ~torso).sum())
+
+    assert sleeve_beside(0.4) == 0
+    assert 0 < sleeve_beside(0.75) < sleeve_beside(0.98)
+    assert sleeve_beside(0.98) > 60

@@ -35,7 +35,7 @@ from .regions import Segmentation, segment
 from .render import MIX_WINDOW, CutOut, Residual, cut_out, measure_residual, mix_weight, paint_part, premultiplied, straight, unmix_edge
 from .sketch_pose import SketchLines, fit_to_sketch
 
-#: A part only key A shows counts as lying within its parent when this share of it does.
+#: A part only one key shows counts as lying within its parent there when this share of it does.
 TUCK_INSIDE = 0.5
 #: The residual flow that aligns a part's two cut-outs may move pixels at most this share of the
 #: part's size (sqrt of its area); more is not a correction but a different drawing.
@@ -86,7 +86,7 @@ class CelSegment:
     report: dict = field(default_factory=dict)
     paths: dict[int, KeyPath] = field(default_factory=dict)  # free figures' arcs through the keys
     grounds: dict[int, Ground] = field(default_factory=dict)  # free figures' surfaces they stand on
-    tucks: dict[int, np.ndarray] = field(default_factory=dict)  # parts key B hides: the way behind their parent
+    tucks: dict[int, Tuck] = field(default_factory=dict)  # parts one key hides behind their parent
 
     def poses(self, tau: float) -> list[np.ndarray]:
         """Each part's pose at tau: key A's coordinates -> the in-between's."""
@@ -98,7 +98,7 @@ class CelSegment:
                 parent = arcs.pose(np.eye(2), np.zeros(2), self.paths[k].offset(tau))
             posed = parent @ _relative_at(self.knots[k], part.pivot, tau)
             if k in self.tucks:
-                posed = posed @ arcs.pose(np.eye(2), np.zeros(2), _tucked(tau) * self.tucks[k])
+                posed = self.tucks[k].at(tau, posed, part.motion.pose)
             if k in self.grounds and k not in self.paths:
                 posed = arcs.pose(np.eye(2), np.zeros(2), np.array([0.0, self.grounds[k].lift(posed, tau)])) @ posed
             out.append(posed)
@@ -170,29 +170,44 @@ def _grounds(plate: np.ndarray, parts: list[Part], knots: list[list[Knot]]) -> d
     return grounds
 
 
-def _tucked(tau: float) -> float:
-    """How far a part key B hides has gone behind its parent at tau: all the way by the time the
-    mix has faded it out."""
-    return float(np.clip(tau / MIX_WINDOW[1], 0.0, 1.0))
+@dataclass(frozen=True)
+class Tuck:
+    """A part one key hides behind its parent, sticking out of it in the other key (a far sleeve):
+    `move` puts it behind the parent, in the coordinates of the key that shows it. One only key A
+    shows slides in as it fades; one only key B shows slides out as it appears; instead of hanging
+    beside the parent while the mix fades it."""
+
+    move: np.ndarray
+    shown_in: str  # "a" or "b"
+
+    def at(self, tau: float, posed: np.ndarray, motion: np.ndarray) -> np.ndarray:
+        if self.shown_in == "a":  # all the way in by the time the mix has faded it out
+            gone = float(np.clip(tau / MIX_WINDOW[1], 0.0, 1.0))
+            return posed @ arcs.pose(np.eye(2), np.zeros(2), gone * self.move)
+        # out from behind the parent from the moment the mix begins to show it
+        hidden = 1.0 - float(np.clip((tau - MIX_WINDOW[0]) / (1.0 - MIX_WINDOW[0]), 0.0, 1.0))
+        return posed @ np.linalg.inv(motion) @ arcs.pose(np.eye(2), np.zeros(2), hidden * self.move) @ motion
 
 
-def tucks(parts: list[Part]) -> dict[int, np.ndarray]:
-    """For each part only key A shows that sticks out of its parent there (a far sleeve key B hides
-    behind the body), the move in key A's coordinates that puts it behind the parent: it slides
-    there as it fades, instead of hanging in the air beside the parent while it fades. A part that
-    lies within its parent (an eye that shuts) stays where it is."""
+def tucks(parts: list[Part]) -> dict[int, Tuck]:
+    """The parts only one key shows that stick out of their parent there; a part that lies within
+    its parent (an eye that shuts) stays where it is."""
     at = {p.index: k for k, p in enumerate(parts)}
     out = {}
     for k, part in enumerate(parts):
-        if part.regions_b or part.parent is None or not part.mask_a.any():
+        shown_in = "b" if not part.regions_a else "a" if not part.regions_b else None
+        if shown_in is None or part.parent is None:
             continue
-        parent = parts[at[part.parent]].mask_a
+        mask = part.mask_a if shown_in == "a" else part.mask_b
+        parent = parts[at[part.parent]].mask_a if shown_in == "a" else parts[at[part.parent]].mask_b
+        if not mask.any() or not parent.any():
+            continue
         filled = cv2.morphologyEx(parent.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((9, 9), np.uint8)) > 0
-        if (part.mask_a & filled).sum() >= TUCK_INSIDE * part.mask_a.sum():
+        if (mask & filled).sum() >= TUCK_INSIDE * mask.sum():
             continue
-        ys, xs = np.nonzero(part.mask_a)
+        ys, xs = np.nonzero(mask)
         py, px = np.nonzero(parent)
-        out[k] = np.array([px.mean() - xs.mean(), py.mean() - ys.mean()])
+        out[k] = Tuck(np.array([px.mean() - xs.mean(), py.mean() - ys.mean()]), shown_in)
     return out
 
 

@@ -231,7 +231,7 @@ def occluder_lines(parts: list[Part], order: list[int], key_a: np.ndarray, key_b
             ahead |= parts[k].mask_a if key == "a" else parts[k].mask_b
     out = []
     for k, part in enumerate(parts):
-        if not part.regions_b:
+        if not part.regions_a or not part.regions_b:
             out.append((part.mask_a, part.mask_b))
             continue
         cleaned = []

@@ -214,9 +214,16 @@ def group_regions(
     part_of_b = {j: k for k, (_, rb) in enumerate(parts) for j in rb}
     adj_b = adjacency(seg_b)
     leftovers = [j for j in moving_b if j not in part_of_b]
+    # and a small one of another paint (a far sleeve key B shows from behind the body) appears
     for _ in range(3):
         for j in list(leftovers):
-            host = _adopt_leftover(seg_b, [j], part_of_b, adj_b, reach)
+            host = _adopt_leftover(seg_b, [j], part_of_b, adj_b, reach, same_paint_only=True)
+            if host is None:
+                host = _adopt_leftover(seg_b, [j], part_of_b, adj_b, reach)
+                if host is not None and seg_b.regions[j].area < APPENDAGE_SHARE * sum(seg_b.regions[i].area for i in parts[host][1]):
+                    parts.append(([], [j]))
+                    host = len(parts) - 1
+                    parts[host][1].remove(j)
             if host is not None:
                 parts[host][1].append(j)
                 part_of_b[j] = host
@@ -296,7 +303,7 @@ def build_parts(
 
     shapes = {}
     for part in parts:
-        if part.regions_b:
+        if part.regions_a and part.regions_b:
             shapes[part.index] = shapes_of(part)
             part.motion = fit_free(*shapes[part.index], prior_turn=turn_of[part.index])
         else:
@@ -355,7 +362,7 @@ def _join_cut_pieces(parts: list[Part], seg_a: Segmentation, shapes: dict, shape
     joined = True
     while joined:
         joined = False
-        for p, q in [(p, q) for p in parts for q in parts if p.index < q.index and p.regions_b and q.regions_b
+        for p, q in [(p, q) for p in parts for q in parts if p.index < q.index and p.index in shapes and q.index in shapes
                      and _same_paint(_paint(seg_a, p.regions_a), _paint(seg_a, q.regions_a))
                      and _within_reach(seg_a, p, q)]:
             key = (tuple(p.regions_a), tuple(q.regions_a))
@@ -483,9 +490,11 @@ def _skeleton(parts: list[Part], shapes: dict, world: np.ndarray, figure_turns: 
     elbow) rather than from the leg it happens to touch at rest. When nothing placed touches the
     parts left, the best-fitting of them starts a tree of its own (a second figure); a part whose
     best bone fits poorly moves with that parent but turns about its own centre; a part key B does
-    not show rides with the part it touches most."""
-    matched = {p.index: p for p in parts if p.regions_b}
+    not show rides with the part it touches most, and one only key B shows with the part it touches
+    there."""
+    matched = {p.index: p for p in parts if p.regions_a and p.regions_b}
     unmatched = {p.index: p for p in parts if not p.regions_b}
+    appearing = {p.index: p for p in parts if not p.regions_a}
     placed: list[Part] = []
     cache: dict[tuple[int, int], _Hinge | None] = {}
     largest = max((p.area for p in parts), default=1)
@@ -529,6 +538,16 @@ def _skeleton(parts: list[Part], shapes: dict, world: np.ndarray, figure_turns: 
             part = max(unmatched.values(), key=lambda p: p.area)
             _place(part, None, None, Motion(np.eye(3), 0.0, 0.0))
         placed.append(unmatched.pop(part.index))
+    for part in appearing.values():  # rides with the part it touches in key B
+        ranked = [(int(_contact(part.mask_b, q.mask_b).sum()), q) for q in placed]
+        touching = [r for r in ranked if r[0] > 0]
+        if touching:
+            parent = max(touching, key=lambda r: r[0])[1]
+            _place(part, parent, None, Motion(parent.motion.pose, parent.motion.turn, 0.0))
+        else:
+            _place(part, None, None, Motion(np.eye(3), 0.0, 0.0))
+        part.pivot = shape_of(part.mask_b).centroid
+        placed.append(part)
     position = {part.index: k for k, part in enumerate(placed)}
     for part in placed:
         part.index = position[part.index]

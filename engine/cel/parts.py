@@ -221,9 +221,8 @@ def group_regions(
             if host is None:
                 host = _adopt_leftover(seg_b, [j], part_of_b, adj_b, reach)
                 if host is not None and seg_b.regions[j].area < APPENDAGE_SHARE * sum(seg_b.regions[i].area for i in parts[host][1]):
-                    parts.append(([], [j]))
+                    parts.append(([], []))
                     host = len(parts) - 1
-                    parts[host][1].remove(j)
             if host is not None:
                 parts[host][1].append(j)
                 part_of_b[j] = host
@@ -322,12 +321,14 @@ def _covered_lines(parts: list[Part], key: str) -> np.ndarray:
     matched = [p for p in parts if p.regions_b and p.mask_a.any() and p.mask_b.any()]
     change = {p.index: abs(math.log(p.mask_a.sum() / p.mask_b.sum())) for p in matched}
     near = np.ones((2 * COVER_LINE_REACH + 1,) * 2, np.uint8)
+    grown: dict[int, np.ndarray] = {}
     for behind in matched:
         mask = behind.mask_a if key == "a" else behind.mask_b
         for front in matched:
             if change[behind.index] - change[front.index] >= COVERED_CHANGE:
-                front_mask = front.mask_a if key == "a" else front.mask_b
-                covered |= mask & (cv2.dilate(front_mask.astype(np.uint8), near) > 0)
+                if front.index not in grown:
+                    grown[front.index] = cv2.dilate((front.mask_a if key == "a" else front.mask_b).astype(np.uint8), near) > 0
+                covered |= mask & grown[front.index]
     return covered
 
 
@@ -359,6 +360,14 @@ def _join_cut_pieces(parts: list[Part], seg_a: Segmentation, shapes: dict, shape
         return tuple(replace(shape, hiding=1.0) for shape in pair)
 
     tried: set[tuple] = set()
+    own: dict[tuple, tuple] = {}
+
+    def own_shapes(part: Part) -> tuple:
+        key = tuple(part.regions_a)
+        if key not in own:
+            own[key] = hiding(shapes_of(part, own_lines=True))
+        return own[key]
+
     joined = True
     while joined:
         joined = False
@@ -369,8 +378,8 @@ def _join_cut_pieces(parts: list[Part], seg_a: Segmentation, shapes: dict, shape
             if key in tried:
                 continue
             tried.add(key)
-            apart = (p.area * overlap_score(p.motion.pose, *hiding(shapes_of(p, own_lines=True)))
-                     + q.area * overlap_score(q.motion.pose, *hiding(shapes_of(q, own_lines=True)))) / (p.area + q.area)
+            apart = (p.area * overlap_score(p.motion.pose, *own_shapes(p))
+                     + q.area * overlap_score(q.motion.pose, *own_shapes(q))) / (p.area + q.area)
             union = Part(p.index, p.regions_a + q.regions_a, p.regions_b + q.regions_b, p.mask_a | q.mask_a, p.mask_b | q.mask_b)
             pair = shapes_of(union, own_lines=True)
             together = fit_free(*hiding(pair), prior_turn=turn_of[p.index])

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from engine.cel import arcs
-from engine.cel.motion import _refine, fit_free, fit_hinged, fit_jointed, shape_of
+from engine.cel.motion import _refine, fit_free, fit_hinged, shape_of
 
 
 def l_shape(angle_deg: float, centre=(100.0, 80.0), shape=(200, 240)) -> np.ndarray:
@@ -37,7 +37,7 @@ def test_jointed_fit_turns_about_the_joint():
     a = shape_of(l_shape(0.0))
     m = arcs.pose(arcs.rotation(math.radians(120)), joint, joint)
     rotated = cv2.warpAffine(a.mask.astype(np.uint8), m[:2], (240, 200), flags=cv2.INTER_NEAREST) > 0
-    motion = fit_jointed(a, shape_of(rotated), joint, joint)
+    _, motion = fit_hinged(a, shape_of(rotated), [joint], [joint])
     assert math.degrees(motion.turn) == pytest.approx(120.0, abs=2.0)
     assert arcs.apply(motion.pose, joint[None])[0] == pytest.approx(joint, abs=1.5)
 
@@ -55,7 +55,7 @@ def test_of_several_candidate_joints_the_one_it_turned_about_wins():
     k, motion = fit_hinged(a, b, candidates, candidates)
     assert k == 2
     assert math.degrees(motion.turn) == pytest.approx(-75.0, abs=2.0)
-    assert motion.score == pytest.approx(fit_jointed(a, b, joint, joint).score, abs=1e-6)
+    assert motion.score == pytest.approx(fit_hinged(a, b, [joint], [joint])[1].score, abs=1e-6)
 
 def test_squash_is_fitted_as_an_affine_pose():
     a = np.zeros((200, 240), np.uint8)

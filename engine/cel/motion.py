@@ -291,19 +291,14 @@ def _fit_affine(a: Shape, b: Shape, theta: float) -> Motion | None:
     return Motion(m, _wrap(arcs.angle_of(m)), best[1])
 
 
-def fit_jointed(a: Shape, b: Shape, joint_a: np.ndarray, joint_b: np.ndarray, prior_turn: float = 0.0) -> Motion:
-    """The pose of a part hinged at a joint: it turns about the joint, which may slip a little.
-
-    `prior_turn` is the parent's turn: between turns that fit alike (a limb that looks the same end
-    for end) the one that bends the joint least wins."""
-    return fit_hinged(a, b, [joint_a], [joint_b], prior_turn)[1]
-
-
 def fit_hinged(a: Shape, b: Shape, joints_a: list[np.ndarray], joints_b: list[np.ndarray], prior_turn: float = 0.0,
                refined: int = HINGES_REFINED) -> tuple[int, Motion]:
-    """The best of several candidate joints (index, pose): every joint's coarse sweep of turns is
-    scored in one batch, and only the `refined` joints whose sweeps fit best are refined (a joint
-    placed badly fits badly at every turn, and refining it is most of the cost)."""
+    """The pose of a part hinged at the best of several candidate joints (its index, the pose): it
+    turns about the joint (`joints_a[k]` in key A, `joints_b[k]` where the parent carries it in key
+    B), which may slip a little. Every joint's coarse sweep of turns is scored in one batch, and only
+    the `refined` joints whose sweeps fit best are refined (a joint placed badly fits badly at every
+    turn, and refining it is most of the cost). `prior_turn` is the parent's turn: between turns
+    that fit alike (a limb that looks the same end for end) the one that bends the joint least wins."""
     turns = [_wrap(math.radians(d)) for d in np.arange(-180.0, 180.0, COARSE_STEP / 2)]
     candidates = np.stack([_similarity(t, 1.0, ja, jb) for ja, jb in zip(joints_a, joints_b) for t in turns])
     penalty = _turn_penalty(turns, prior_turn, JOINT_TURN_PRIOR)

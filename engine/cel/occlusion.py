@@ -11,8 +11,6 @@ outline: it is left out of the cut-out of the part behind.
 
 from __future__ import annotations
 
-import math
-
 import cv2
 import numpy as np
 
@@ -58,11 +56,6 @@ def _landings(part: Part, key: str) -> tuple[np.ndarray, np.ndarray]:
     return moved, own[moved[:, 1], moved[:, 0]]
 
 
-def _shown_alike(part: Part) -> bool:
-    shown_a, shown_b = int(part.mask_a.sum()), int(part.mask_b.sum())
-    return min(shown_a, shown_b) > 0 and abs(math.log(shown_a / shown_b)) <= ALIKE_SHOWN
-
-
 def _votes(parts: list[Part], key: str) -> np.ndarray:
     """votes[i, j]: points of part i that, carried to the other key, land on part j there."""
     n = len(parts)
@@ -77,7 +70,7 @@ def _votes(parts: list[Part], key: str) -> np.ndarray:
         if not part.regions_b:
             continue
         landed, seen = _landings(part, key)
-        if _shown_alike(part):
+        if part.shown_change <= ALIKE_SHOWN:
             # a part both keys show whole cannot be hiding in either: its points that miss it by a
             # pixel or two, grazing a neighbour, are its pose's slack, not that neighbour covering it
             shown = cv2.dilate((part.mask_b if key == "a" else part.mask_a).astype(np.uint8),

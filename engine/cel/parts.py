@@ -78,6 +78,13 @@ class Part:
     def area(self) -> int:
         return int(self.mask_a.sum())
 
+    @property
+    def shown_change(self) -> float:
+        """How much more of the part one key shows than the other (|log| of the ratio of shown
+        areas; infinite when a key shows none): near 0 for a part neither key hides any of."""
+        shown_a, shown_b = int(self.mask_a.sum()), int(self.mask_b.sum())
+        return abs(math.log(shown_a / shown_b)) if shown_a and shown_b else math.inf
+
 
 class _Union:
     def __init__(self, items):
@@ -319,7 +326,7 @@ def _covered_lines(parts: list[Part], key: str) -> np.ndarray:
     piece changes); where both are shown alike (a hand on its forearm) the line stays with both."""
     covered = np.zeros(parts[0].mask_a.shape, bool) if parts else np.zeros((0, 0), bool)
     matched = [p for p in parts if p.regions_b and p.mask_a.any() and p.mask_b.any()]
-    change = {p.index: abs(math.log(p.mask_a.sum() / p.mask_b.sum())) for p in matched}
+    change = {p.index: p.shown_change for p in matched}
     near = np.ones((2 * COVER_LINE_REACH + 1,) * 2, np.uint8)
     grown: dict[int, np.ndarray] = {}
     for behind in matched:

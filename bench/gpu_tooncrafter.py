@@ -200,11 +200,17 @@ def part_mode(bench: Bench, model, name: str, steps: int, precision: str, sketch
 
 def part_onnx(bench: Bench, model, precision: str, tensorrt: bool) -> dict:
     """The UNet exported to ONNX and run on the best GPU provider that loads, with IO binding."""
+    import onnxruntime as ort
+
     from engine.tooncrafter.runtimes.onnx_folder import graph_interfaces
     from engine.tooncrafter.runtimes.onnx_sessions import CPU, CUDA, TENSORRT, GraphSession, plan_providers
     from export_onnx.exporter import ExportSettings, export_graph
     from export_onnx.graphs import EXAMPLE_LATENT, GraphSpec, UNetGraph
 
+    if bench.device.startswith("cuda") and CUDA not in ort.get_available_providers():
+        # a full-size export then a float16 UNet on the CPU provider would take many minutes and mean nothing
+        raise RuntimeError(f"onnxruntime {ort.__version__} here has no {CUDA} (providers "
+                           f"{ort.get_available_providers()}): install onnxruntime-gpu, see docs/onnx.md")
     cfg = bench.config
     dtype = DTYPES[precision]
     unet = copy.deepcopy(model.unet).to(dtype)

@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the children too, where the engine is not installed (a bare GPU machine)
 
 
 def _resident_bytes() -> int:

@@ -235,6 +235,15 @@ def test_group_statistics_weight_pieces_of_different_sizes():
     assert max_diff(variance, expected_var) < 1e-5
 
 
+def test_group_statistics_stay_on_the_pieces_device():
+    # The lean decode on a GPU once failed here: the piece weights were made on the CPU. The meta
+    # device stands in for a GPU (it refuses to mix with CPU tensors the same way).
+    pieces = [torch.empty(2, 64, 3, 5, device="meta"), torch.empty(2, 64, 4, 5, device="meta")]
+    mean, variance = group_statistics(pieces, 32, per_frame=True)
+    assert mean.device.type == variance.device.type == "meta"
+    assert mean.shape == variance.shape == (2, 32)
+
+
 def test_row_bands_gather_and_scatter_round_trip():
     assert row_bands(7, 3) == [(0, 3), (3, 6), (6, 7)]
     assert row_bands(4, 10) == [(0, 4)]

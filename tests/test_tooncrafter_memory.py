@@ -69,7 +69,19 @@ def test_the_tightest_plan_bounds_everything_whatever_is_free():
         plan = plan_chunks(full, itemsize, 1000 * GIB, tightest=True)
         assert plan.decode_frames_at_once == 1
         assert attention_matrix_bytes(full, itemsize, plan.attention_sequences, plan.attention_queries) <= TIGHTEST_ATTENTION_BYTES
+        assert plan.decode_in_row_bands  # on the CPU the decode tops the low-memory pass: every saving counts
     assert free_memory_bytes("cpu") > 0
+
+
+def test_where_parts_visit_a_gpu_the_tightest_plan_bands_rows_only_if_one_frame_does_not_fit():
+    full = ToonCrafterConfig()
+    one_frame = decode_activation_bytes(full, 2, 1)  # about 1 GiB in float16, under the UNet's visit
+    assert not plan_chunks(full, 2, 6 * GIB, tightest=True, parts_visit=True).decode_in_row_bands  # a 6 GB card
+    assert not plan_chunks(full, 2, int(one_frame / 0.8) + 1, tightest=True, parts_visit=True).decode_in_row_bands
+    assert plan_chunks(full, 2, int(one_frame / 0.8) - 1, tightest=True, parts_visit=True).decode_in_row_bands
+    assert plan_chunks(full, 4, 1 * GIB, tightest=True, parts_visit=True).decode_in_row_bands  # float32: twice as much
+    assert plan_chunks(full, 2, None, tightest=True, parts_visit=True).decode_in_row_bands  # unknown: the safe side
+    assert plan_chunks(full, 2, 6 * GIB, tightest=True, parts_visit=True).decode_frames_at_once == 1
 
 
 # -- the tiny model -------------------------------------------------------------------------------
@@ -125,7 +137,7 @@ def test_low_memory_mode_takes_the_tightest_chunks_on_the_cpu_too(tiny_reference
         backend="tooncrafter", checkpoint=str(tiny_reference["weights"]), device="cpu", low_vram=True
     )
     runner = TorchRunner(settings, WeightFiles(tiny_reference["weights"], None, None), tiny_reference["config"])
-    assert runner.chunks == plan_chunks(runner.config, 4, None, tightest=True)
+    assert runner.chunks == plan_chunks(runner.config, 4, free_memory_bytes("cpu"), tightest=True)
     assert runner.model.first_stage_model.decoder.frames_at_once == 1
     assert runner.model.first_stage_model.decoder.in_row_bands
     assert runner.describe()["chunks"]["decode_frames_at_once"] == 1

@@ -69,7 +69,7 @@ def group_statistics(pieces: Iterable[torch.Tensor], num_groups: int, per_frame:
         counts.append(grouped.numel() // mean.numel())
         means.append(mean.double())
         variances.append(var.double())
-    weight = torch.tensor(counts, dtype=torch.float64) / sum(counts)
+    weight = torch.tensor(counts, dtype=torch.float64, device=means[0].device) / sum(counts)
     weight = weight.reshape(-1, *[1] * means[0].ndim)
     mean_per_piece = torch.stack(means)
     mean = (weight * mean_per_piece).sum(0)

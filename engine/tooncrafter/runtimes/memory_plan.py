@@ -12,7 +12,11 @@ dominate a pass and picks, from the memory the device has free once the weights 
   quarter of that memory, else query chunks that bound it (`set_attention_chunk`). Fused kernels
   may never materialise the matrix; the plan assumes one that does.
 
-"Tightest" (low-memory mode, `--low-vram`) takes the smallest settings whatever is free. The
+"Tightest" (low-memory mode, `--low-vram`) takes the smallest attention chunks and decodes one frame
+at a time whatever is free, splitting frames into bands of rows too. Where the parts visit a GPU
+only while they run, the UNet's visit (its weights alone 2.6 GiB in float16) sets the peak, not the
+decode: there the bands are taken only if one frame at a time would not fit in the free memory (on
+an H200 in float16 they saved 0.19 GiB of a 1.35 GiB decode and made it 6.5x slower). The
 decode's figures are the measured ones of BENCHMARKS.md (16 x 320x512, float32, CPU), in units of
 one full-resolution frame of the decoder's first level (ch x H x W elements).
 """
@@ -111,15 +115,19 @@ def _attention_chunks(config: ToonCrafterConfig, itemsize: int, budget: int) -> 
     return ATTENTION_SEQUENCES, min(queries, tokens)
 
 
-def plan_chunks(config: ToonCrafterConfig, itemsize: int, free_bytes: int | None, tightest: bool = False) -> ChunkPlan:
+def plan_chunks(
+    config: ToonCrafterConfig, itemsize: int, free_bytes: int | None, tightest: bool = False, parts_visit: bool = False
+) -> ChunkPlan:
     """The fastest chunk sizes whose estimated activations fit in `free_bytes` (None: unknown, plan
-    for whole-at-once), or the tightest ones."""
+    for whole-at-once), or the tightest ones (`parts_visit`: the networks visit the device one at a
+    time, so row bands only where one frame at a time does not fit or `free_bytes` is unknown)."""
+    usable = None if free_bytes is None else int(free_bytes * USABLE_SHARE)
     if tightest:
         sequences, queries = _attention_chunks(config, itemsize, TIGHTEST_ATTENTION_BYTES)
-        return ChunkPlan(1, sequences or ATTENTION_SEQUENCES, queries, decode_in_row_bands=True)
-    if free_bytes is None:
+        bands = not parts_visit or usable is None or decode_activation_bytes(config, itemsize, 1) > usable
+        return ChunkPlan(1, sequences or ATTENTION_SEQUENCES, queries, decode_in_row_bands=bands)
+    if usable is None:
         return ChunkPlan()
-    usable = int(free_bytes * USABLE_SHARE)
     frames = min(config.frames, config.first_stage.decode_chunk_frames)
     decode = None
     if decode_activation_bytes(config, itemsize, None) > usable:

@@ -183,8 +183,8 @@ class TorchRunner(ModelRunner):
         model.cond_stage_model.to("cpu")
         model.embedder.to("cpu")
         tightest = self.low_vram or self.settings.low_vram
-        free = None if tightest else free_memory_bytes(self.device)
-        self.chunks = plan_chunks(self.config, torch.finfo(self.dtype).bits // 8, free, tightest)
+        itemsize = torch.finfo(self.dtype).bits // 8
+        self.chunks = plan_chunks(self.config, itemsize, free_memory_bytes(self.device), tightest, parts_visit=self.low_vram)
         self.chunks.apply(model)
         if self.sketch_encoder is not None:
             self.sketch_encoder.to(home)

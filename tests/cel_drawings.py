@@ -82,13 +82,17 @@ def arm_figure(upper_deg: float, forearm_deg: float | None = None, transparent: 
     return image
 
 
-def ball_figure(centre, radius: int = 22, height: int = 160, width: int = 400, transparent: bool = False) -> np.ndarray:
+def ball_figure(centre, radius: int = 22, height: int = 160, width: int = 400, transparent: bool = False,
+                squash: float = 1.0) -> np.ndarray:
+    """A ball with a highlight; `squash` < 1 flattens it (height times squash, width over squash)."""
     image = canvas(height, width, transparent)
     mask = np.zeros((height, width), np.uint8)
-    cv2.circle(mask, (int(centre[0]), int(centre[1])), radius, 255, -1)
+    cx, cy = int(centre[0]), int(centre[1])
+    cv2.ellipse(mask, (cx, cy), (round(radius / squash), round(radius * squash)), 0, 0, 360, 255, -1)
     paint(image, mask, BALL)
     stripe = np.zeros_like(mask)
-    cv2.circle(stripe, (int(centre[0]) - 6, int(centre[1]) - 6), radius // 3, 255, -1)
+    cv2.ellipse(stripe, (cx - round(6 / squash), cy - round(6 * squash)),
+                (round(radius / 3 / squash), round(radius / 3 * squash)), 0, 0, 360, 255, -1)
     paint(image, stripe & mask, (250, 240, 220))
     return image
 

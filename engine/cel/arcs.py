@@ -68,11 +68,13 @@ def wound_angle(linear: np.ndarray, near: float) -> float:
     return theta + 2 * math.pi * round((near - theta) / (2 * math.pi))
 
 
-def along_arc(m: np.ndarray, t: float, pivot: np.ndarray, turn: float | None = None) -> np.ndarray:
-    """The pose a fraction t of the way from identity to m, turning about `pivot`."""
+def along_arc(m: np.ndarray, t: float, pivot: np.ndarray, turn: float | None = None,
+              shape_t: float | None = None) -> np.ndarray:
+    """The pose a fraction t of the way from identity to m, turning about `pivot` (the turn and
+    stretch a fraction `shape_t` of the way instead, when they keep their own timing)."""
     pivot = np.asarray(pivot, float)
     drift = apply(m, pivot[None])[0] - pivot
-    return pose(linear_at(m[:2, :2], t, turn), pivot, pivot + t * drift)
+    return pose(linear_at(m[:2, :2], t if shape_t is None else shape_t, turn), pivot, pivot + t * drift)
 
 
 def fixed_point(m: np.ndarray) -> np.ndarray | None:

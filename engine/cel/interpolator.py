@@ -25,18 +25,21 @@ import numpy as np
 
 from ..api import CancelToken, EngineError
 from . import arcs
-from .ground import Ground, find_ground
+from .ground import Fall, Ground, find_fall, find_ground
 from .layers import backdrop_pockets, background_plate, changed_pixels, covered_scenery, held_regions
 from .matching import match_figures, match_regions
 from .occlusion import held_in_front, occluder_lines, paint_order
 from .parts import Part, build_parts, group_regions
 from .paths import KeyPath, figure_paths, free_figures
-from .regions import Segmentation, segment
+from .regions import INK_MAX_WIDTH, Segmentation, segment
 from .render import MIX_WINDOW, CutOut, Residual, cut_out, measure_residual, mix_weight, paint_part, premultiplied, straight, unmix_edge
 from .sketch_pose import SketchLines, fit_to_sketch
 
 #: A part only one key shows counts as lying within its parent there when this share of it does.
 TUCK_INSIDE = 0.5
+#: A part hanging on a figure is a limb, not a marking, when more than this share of it lies
+#: outside the figure's outline.
+LIMB_OUTSIDE = 0.1
 #: The residual flow that aligns a part's two cut-outs may move pixels at most this share of the
 #: part's size (sqrt of its area); more is not a correction but a different drawing.
 RESIDUAL_LIMIT = 0.25
@@ -86,6 +89,7 @@ class CelSegment:
     report: dict = field(default_factory=dict)
     paths: dict[int, KeyPath] = field(default_factory=dict)  # free figures' arcs through the keys
     grounds: dict[int, Ground] = field(default_factory=dict)  # free figures' surfaces they stand on
+    falls: dict[int, Fall] = field(default_factory=dict)  # free figures landing on or leaving one
     tucks: dict[int, Tuck] = field(default_factory=dict)  # parts one key hides behind their parent
 
     def poses(self, tau: float) -> list[np.ndarray]:
@@ -94,9 +98,14 @@ class CelSegment:
         out: list[np.ndarray] = []
         for k, part in enumerate(self.parts):
             parent = np.eye(3) if part.parent is None else out[index[part.parent]]
-            if k in self.paths:
-                parent = arcs.pose(np.eye(2), np.zeros(2), self.paths[k].offset(tau))
-            posed = parent @ _relative_at(self.knots[k], part.pivot, tau)
+            fall = self.falls.get(k)
+            path = self.paths.get(k) or (fall.path if fall else None)  # the keys either side know the arc best
+            if path is not None:
+                parent = arcs.pose(np.eye(2), np.zeros(2), path.offset(tau))
+            if fall is not None and fall.squashes:
+                posed = parent @ arcs.along_arc(part.relative, tau, part.pivot, part.turn, fall.shape_at(tau))
+            else:
+                posed = parent @ _relative_at(self.knots[k], part.pivot, tau)
             if k in self.tucks:
                 posed = self.tucks[k].at(tau, posed, part.motion.pose)
             if k in self.grounds and k not in self.paths:
@@ -146,28 +155,49 @@ def _with_fringe(mask: np.ndarray, changed: np.ndarray) -> np.ndarray:
     return mask | (near & changed)
 
 
-def _grounds(plate: np.ndarray, parts: list[Part], knots: list[list[Knot]]) -> dict[int, Ground]:
-    """The surface each free figure stands on in both keys, where it does."""
+def _surfaces(plate: np.ndarray, parts: list[Part], knots: list[list[Knot]]) -> tuple[dict[int, Ground], dict[int, Fall]]:
+    """The surface each free figure stands on in both keys, where it does, and the fall of each
+    one that stands on a surface in one key only."""
     free = free_figures(parts, knots)
     if not free:
-        return {}
+        return {}, {}
     plate_regions = segment(plate)
     children: dict[int, list[Part]] = {}
     for part in parts:
         children.setdefault(part.parent, []).append(part)
     grounds: dict[int, Ground] = {}
+    falls: dict[int, Fall] = {}
     for k in free:
-        mask_a, mask_b = parts[k].mask_a.copy(), parts[k].mask_b.copy()
-        stack = list(children.get(parts[k].index, []))
+        part = parts[k]
+        mask_a, mask_b = part.mask_a.copy(), part.mask_b.copy()
+        stack = list(children.get(part.index, []))
+        descendants = []
         while stack:
             child = stack.pop()
+            descendants.append(child)
             mask_a |= child.mask_a
             mask_b |= child.mask_b
             stack.extend(children.get(child.index, []))
-        ground = find_ground(plate_regions, mask_a, mask_b, parts[k].motion.pose)
+        ground = find_ground(plate_regions, mask_a, mask_b, part.motion.pose)
         if ground is not None:
             grounds[k] = ground
-    return grounds
+            continue
+        fall = find_fall(plate_regions, mask_a, mask_b, part.pivot, part.motion.pose, _one_piece(part, descendants))
+        if fall is not None:
+            falls[k] = fall
+    return grounds, falls
+
+
+def _one_piece(root: Part, descendants: list[Part]) -> bool:
+    """Whether a figure is one piece with markings (a ball's highlight, its stripes) rather than a
+    body with limbs: everything hanging on it lies within its convex outline in key A (with the
+    outline's ink)."""
+    points = cv2.findNonZero(root.mask_a.astype(np.uint8))
+    inside = np.zeros(root.mask_a.shape, np.uint8)
+    if points is not None:
+        cv2.fillConvexPoly(inside, cv2.convexHull(points), 1)
+    inside = cv2.dilate(inside, np.ones((2 * INK_MAX_WIDTH + 1,) * 2, np.uint8)) > 0
+    return all((d.mask_a & ~inside).sum() <= LIMB_OUTSIDE * max(int(d.mask_a.sum()), 1) for d in descendants)
 
 
 @dataclass(frozen=True)
@@ -328,11 +358,12 @@ class CelInterpolator:
         report["aligned_parts"] = sum(r is not None for r in residuals)
         if sketches:
             report["sketches"] = self._fit_sketches(parts, knots, sketches, (height, width), cancel)
-        grounds = _grounds(plate, parts, knots)
+        grounds, falls = _surfaces(plate, parts, knots)
         report["figures_on_ground"] = len(grounds)
+        report["figures_falling"] = len(falls)
         report["tucked_parts"] = len(tucked)
         return CelSegment(height, width, plate, plate_premult, parts, order, cuts, knots, residuals, front, report,
-                          grounds=grounds, tucks=tucked)
+                          grounds=grounds, falls=falls, tucks=tucked)
 
     def _confidence(self, seg_a, seg_b, moving_a, moving_b, matches, parts) -> dict:
         area_a = sum(seg_a.regions[i].area for i in moving_a)

@@ -13,8 +13,9 @@ down to 512x320 matches the 512x320 render. Anti-aliasing is exact box filtering
 hard-edged render.
 
 Motions (one sequence each, deterministic from the seed). Poses are linear in tau, so joint
-rotations and the arc walk can be recovered from the keys alone; the leap's and the bounce's
-parabolas and the stretch mid-fall cannot (no key shows them), which makes those two the stress cases:
+rotations and the arc walk can be recovered from the keys alone; the leap's parabola and the
+bounce's stretch mid-fall cannot (no key shows them), and the bounce's fall only by reading that its
+last key lands on the ground, which makes those two the stress cases:
   arm_swing    upper arm + forearm + gloved hand swinging through ~140 degrees (a hierarchy of pivots)
   leap         a jump more than twice as long as the figure is wide, along a parabola
   occlusion    a walk behind a tree that stays put (the figure is partly hidden mid-gap)

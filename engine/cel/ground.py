@@ -180,7 +180,8 @@ def find_fall(plate: Segmentation, figure_a: np.ndarray, figure_b: np.ndarray, p
     start = np.asarray(pivot, float)
     end = arcs.apply(pose, start[None])[0]
     drop = float(end[1] - start[1])
-    squashes = one_piece and bool(np.abs(np.log(np.linalg.svd(pose[:2, :2], compute_uv=False))).max() > SQUASH_STRETCH)
+    scales = np.maximum(np.linalg.svd(pose[:2, :2], compute_uv=False), 1e-6)
+    squashes = one_piece and bool(np.abs(np.log(scales)).max() > SQUASH_STRETCH)
     for lands, contact, airborne in ((True, soles_b, soles_a), (False, soles_a, soles_b)):
         if (drop > 0) != lands or _supports(plate, airborne, reach):
             continue  # a landing moves down, a take-off up; in the air means on nothing

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The GPU device check: one prepared run, under 9.5 minutes on one GPU, no downloads, random
-# full-size weights. Measures torch fp16/bf16 parity against fp32, the parity/fast/low-VRAM modes
+# The GPU device check: one prepared run (about 4 minutes on an H200, each part capped; 9.5 at
+# most), no downloads, random full-size weights. Measures torch fp16/bf16 parity against fp32, the parity/fast/low-VRAM modes
 # (s/step, end-to-end, peak VRAM, with and without sketches), the UNet on ONNX Runtime's CUDA
 # provider (which provider really ran, s/forward, difference to PyTorch) and the dual-reference
 # decode's peak VRAM, whole clip vs lean, and training steps of each memory plan (s/step, peak VRAM).

@@ -10,6 +10,7 @@ import pytest
 from engine.cel.ground import find_fall, find_ground, soles, top_edges
 from engine.cel.interpolator import CelInterpolator
 from engine.cel.regions import segment
+from engine.imaging import read_image
 from tests import cel_drawings as art
 
 
@@ -158,3 +159,16 @@ def test_only_a_figure_of_one_piece_keeps_its_shape_until_the_contact():
     assert not find_fall(plate, figure_a, figure_b, np.array([80.0, 30.0]), squash, one_piece=False).squashes
     carried = np.array([[1.0, 0.0, 220.0], [0.0, 1.0, 98.0], [0.0, 0.0, 1.0]])
     assert not find_fall(plate, figure_a, figure_b, np.array([80.0, 30.0]), carried, one_piece=True).squashes
+
+
+def test_a_bunny_landing_with_limbs_is_not_held_in_its_airborne_shape(samples_dir):
+    """The bundled hop's landing (airborne key to a flattened crouch): a fall, but the body's
+    change is a pose of a figure with ears and feet, not a ball's squash, so it is in-betweened."""
+    keys = [read_image(samples_dir / "three_keys" / f"key_{i}.png") for i in (1, 2)]
+    segment_ = CelInterpolator().prepare(*keys)
+    assert segment_.report["figures_falling"] == 1
+    (fall,) = segment_.falls.values()
+    assert fall.lands and not fall.squashes
+    ball = CelInterpolator().prepare(art.ball_figure((80, 30)), art.ball_figure((300, 128), squash=0.7))
+    (fall,) = ball.falls.values()
+    assert fall.squashes  # its highlight lies inside it: one piece

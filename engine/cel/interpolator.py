@@ -102,10 +102,8 @@ class CelSegment:
             path = self.paths.get(k) or (fall.path if fall else None)  # the keys either side know the arc best
             if path is not None:
                 parent = arcs.pose(np.eye(2), np.zeros(2), path.offset(tau))
-            if fall is not None and fall.squashes:
-                posed = parent @ arcs.along_arc(part.relative, tau, part.pivot, part.turn, fall.shape_at(tau))
-            else:
-                posed = parent @ _relative_at(self.knots[k], part.pivot, tau)
+            shape_t = fall.shape_at(tau) if fall is not None and fall.squashes else None
+            posed = parent @ _relative_at(self.knots[k], part.pivot, tau, shape_t)
             if k in self.tucks:
                 posed = self.tucks[k].at(tau, posed, part.motion.pose)
             if k in self.grounds and k not in self.paths:
@@ -241,12 +239,14 @@ def tucks(parts: list[Part]) -> dict[int, Tuck]:
     return out
 
 
-def _relative_at(knots: list[Knot], pivot: np.ndarray, tau: float) -> np.ndarray:
+def _relative_at(knots: list[Knot], pivot: np.ndarray, tau: float, shape_t: float | None = None) -> np.ndarray:
+    """A part's pose relative to its parent at tau, through its knots (`shape_t`: the turn and
+    stretch keep their own timing, for a figure of two knots that squashes on a contact)."""
     for left, right in zip(knots, knots[1:]):
         if tau <= right.tau:
             u = (tau - left.tau) / max(right.tau - left.tau, 1e-9)
             step = np.linalg.inv(left.relative) @ right.relative
-            return left.relative @ arcs.along_arc(step, u, pivot, turn=right.turn - left.turn)
+            return left.relative @ arcs.along_arc(step, u, pivot, turn=right.turn - left.turn, shape_t=shape_t)
     return knots[-1].relative
 
 
